@@ -1,0 +1,25 @@
+"""The base class of likelihood families p(x|z)."""
+
+from keras_vae.family import Family
+
+__all__ = ["Likelihood"]
+
+
+class Likelihood(Family):
+    """A family of observation models p(x|z) over the data's `event_shape`.
+
+    The raw parameters have shape `(*event_shape, num_params)`: `num_params`
+    numbers per data dimension. Subclasses set `num_params`, implement
+    `parameters`, `distribution` and `mean`, and may restrict the data to
+    `support` (an inclusive `(low, high)` pair, or None for the real line).
+    """
+
+    num_params = 1
+    support = None
+
+    def params_shape(self):
+        return (*self.event_shape, self.num_params)
+
+    def mean(self, parameters):
+        """The mean of p(x|z) as a tensor of shape `(batch, *event_shape)`."""
+        raise NotImplementedError

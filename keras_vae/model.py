@@ -1,0 +1,298 @@
+"""The variational autoencoder: a Keras model over TFP distributions."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_vae import objectives
+from keras_vae.likelihoods import Bernoulli
+from keras_vae.posteriors import DiagonalNormal
+from keras_vae.priors import StandardNormal
+from keras_vae.validation import check_data, check_options
+
+__all__ = ["VAE"]
+
+serialize = keras.saving.serialize_keras_object
+deserialize = keras.saving.deserialize_keras_object
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class VAE(keras.Model):
+    """A variational autoencoder trained by maximizing the ELBO or the IWAE bound.
+
+    The generative model is p(x, z) = p(z) p(x|z) and the inference model
+    q(z|x); `encoder` and `decoder` are plain Keras networks, and the three
+    families turn their features into TFP distributions. Training maximizes
+    (Kingma & Welling, 2014; Burda et al., 2016)
+
+        elbo = E_q[log p(x|z)] - beta * KL(q(z|x) || p(z))     (objective="elbo")
+        iwae = E[log (1/k) sum_i p(x, z_i) / q(z_i|x)]         (objective="iwae", k=num_samples)
+
+    with reparameterized samples z = loc + scale * eps. The KL is in closed
+    form where TFP has one, a Monte Carlo estimate otherwise. `fit` and
+    `evaluate` report per-example `loss`, `elbo`, `reconstruction` and `kl`
+    in nats.
+
+    Args:
+        encoder: Keras layer from data `(batch, *data_shape)` to features.
+        decoder: Keras layer from latents `(batch, latent_dim)` to features.
+        latent_dim: Size of z.
+        prior: A `keras_vae.priors.Prior`; `StandardNormal()` when None.
+        posterior: A `keras_vae.posteriors.Posterior`; `DiagonalNormal()` when None.
+        likelihood: A `keras_vae.likelihoods.Likelihood`; `Bernoulli()` when None.
+            Its event shape is taken from the data.
+        beta: Weight of the KL term in the training loss (1 for the ELBO).
+        num_samples: Samples of z per example in training (L of AEVB, k of IWAE).
+        objective: `"elbo"` or `"iwae"`.
+        seed: Seed of the reparameterization noise.
+
+    Call arguments:
+        inputs: A batch of data.
+
+    Returns:
+        The mean of p(x|z) at the posterior mean of z: the reconstruction.
+
+    Example:
+
+    >>> import numpy as np, keras_vae as kv
+    >>> vae = kv.VAE(kv.networks.MLP([32]), kv.networks.MLP([32]), latent_dim=2)
+    >>> vae.compile(optimizer="adam")
+    >>> x = (np.random.rand(64, 8) < 0.5).astype("float32")
+    >>> history = vae.fit(x, batch_size=16, epochs=1, verbose=0)
+    >>> vae.log_likelihood(x[:4], num_samples=100).shape
+    TensorShape([4])
+    """
+
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        latent_dim,
+        prior=None,
+        posterior=None,
+        likelihood=None,
+        beta=1.0,
+        num_samples=1,
+        objective="elbo",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        check_options(
+            latent_dim=latent_dim, beta=beta, num_samples=num_samples, objective=objective
+        )
+        # === Networks and families ===
+        self.encoder = encoder
+        self.decoder = decoder
+        self.prior = prior if prior is not None else StandardNormal()
+        self.posterior = posterior if posterior is not None else DiagonalNormal()
+        self.likelihood = likelihood if likelihood is not None else Bernoulli()
+        # === Config ===
+        self.latent_dim = latent_dim
+        self.beta = beta
+        self.num_samples = num_samples
+        self.objective = objective
+        self.seed = seed
+        # === State ===
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.elbo_tracker = keras.metrics.Mean(name="elbo")
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction")
+        self.kl_tracker = keras.metrics.Mean(name="kl")
+
+    def build(self, input_shape):
+        self.data_shape = tuple(int(d) for d in input_shape[1:])
+        # Families deserialized from a `.keras` file arrive built.
+        features = self.encoder(keras.KerasTensor((None, *self.data_shape))).shape
+        if not self.posterior.built:
+            self.posterior.build(features, (self.latent_dim,))
+        features = self.decoder(keras.KerasTensor((None, self.latent_dim))).shape
+        if not self.likelihood.built:
+            self.likelihood.build(features, self.data_shape)
+        if not self.prior.built:
+            self.prior.build(self.latent_dim, self.data_shape)
+
+    def call(self, inputs):
+        return self.reconstruct(inputs)
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.elbo_tracker, self.reconstruction_tracker, self.kl_tracker]
+
+    # === Distributions ===
+
+    def posterior_parameters(self, x):
+        """The parameters of q(z|x) as a dict of `(batch, ...)` tensors."""
+        return self.posterior(self.encoder(x))
+
+    def likelihood_parameters(self, z):
+        """The parameters of p(x|z) for latents of shape `(..., latent_dim)`."""
+        leading = tf.shape(z)[:-1]
+        features = self.decoder(tf.reshape(z, (-1, self.latent_dim)))
+        return {
+            name: tf.reshape(value, tf.concat([leading, tf.shape(value)[1:]], 0))
+            for name, value in self.likelihood(features).items()
+        }
+
+    def encode(self, x):
+        """q(z|x): a TFP distribution with batch shape `(batch,)`."""
+        return self.posterior.distribution(self.posterior_parameters(x))
+
+    def decode(self, z):
+        """p(x|z): a TFP distribution with batch shape `z.shape[:-1]`."""
+        return self.likelihood.distribution(self.likelihood_parameters(z))
+
+    def prior_distribution(self):
+        """p(z): a TFP distribution with event shape `(latent_dim,)`."""
+        return self.prior.distribution(self.encode)
+
+    # === Bounds ===
+
+    def standard_normal(self, shape):
+        """Noise for the reparameterization, drawn from the model's seed generator.
+
+        Under a `tf.distribute` strategy each replica folds its id into the
+        seed, so replicas never draw the same noise.
+        """
+        seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
+        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            seed = tf.random.experimental.stateless_fold_in(seed, replica)
+        return tf.random.stateless_normal(shape, seed=seed)
+
+    def terms(self, x, num_samples=1, noise=None, log_weights=False):
+        """Per-example bound terms, in nats, from `num_samples` draws of z.
+
+        Args:
+            x: A batch of data.
+            num_samples: Draws of z per example.
+            noise: Optional standard-normal noise `(num_samples, batch, latent_dim)`
+                to use instead of drawing it (for exports and reproducible tests).
+            log_weights: Whether to return the importance log-weights too.
+
+        Returns:
+            A dict of `(batch,)` tensors `elbo`, `reconstruction` and `kl`, and
+            `log_weights` of shape `(num_samples, batch)` when asked for.
+        """
+        parameters = self.posterior_parameters(x)
+        if noise is None:
+            noise = self.standard_normal((num_samples, tf.shape(x)[0], self.latent_dim))
+        z = self.posterior.reparameterize(parameters, noise)  # (num_samples, batch, latent_dim)
+        log_likelihood = self.decode(z).log_prob(x)  # (num_samples, batch)
+        posterior = self.posterior.distribution(parameters)
+        prior = self.prior_distribution()
+        reconstruction = tf.reduce_mean(log_likelihood, axis=0)
+        kl = objectives.kl_divergence(posterior, prior, z)
+        terms = {"elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
+        if log_weights:
+            terms["log_weights"] = objectives.log_weights(log_likelihood, posterior, prior, z)
+        return terms
+
+    def elbo(self, x, num_samples=1):
+        """Per-example ELBO, `(batch,)`, with `num_samples` draws for the expectation."""
+        return self.terms(check_data(self, x), num_samples)["elbo"]
+
+    def iwae_bound(self, x, num_samples):
+        """Per-example IWAE bound with k = `num_samples`, `(batch,)`."""
+        x = check_data(self, x)
+        return objectives.iwae_bound(self.terms(x, num_samples, log_weights=True)["log_weights"])
+
+    def log_likelihood(self, x, num_samples=5000, chunk_size=500):
+        """Importance-sampled estimate of log p(x), `(batch,)`.
+
+        The IWAE bound with k = `num_samples`, computed `chunk_size` samples at
+        a time and combined with logsumexp, so k = 5000 fits in memory.
+        """
+        x = check_data(self, x)
+        chunks = []
+        for start in range(0, num_samples, chunk_size):
+            size = min(chunk_size, num_samples - start)
+            chunks.append(self._chunk_logsumexp(x, size))
+        return tf.reduce_logsumexp(tf.stack(chunks), axis=0) - np.log(num_samples)
+
+    @tf.function(reduce_retracing=True)
+    def _chunk_logsumexp(self, x, num_samples):
+        log_weights = self.terms(x, num_samples, log_weights=True)["log_weights"]
+        return tf.reduce_logsumexp(log_weights, axis=0)
+
+    # === Generation ===
+
+    def reconstruct(self, x):
+        """The mean of p(x|z) at the mean of q(z|x)."""
+        latent = self.posterior_parameters(x)["loc"]
+        return self.likelihood.mean(self.likelihood_parameters(latent))
+
+    def sample(self, num, seed=None, mean=False):
+        """Generates `num` examples: z ~ p(z), then x ~ p(x|z) (or its mean)."""
+        seed = self.seed_generator.next() if seed is None else tf.constant([0, seed])
+        prior_seed, likelihood_seed = tf.unstack(tf.random.split(tf.cast(seed, tf.int32)))
+        z = self.prior_distribution().sample(num, seed=prior_seed)
+        parameters = self.likelihood_parameters(z)
+        if mean:
+            return self.likelihood.mean(parameters)
+        return self.likelihood.distribution(parameters).sample(seed=likelihood_seed)
+
+    # === Training ===
+
+    def _step_terms(self, data):
+        x = data[0] if isinstance(data, (tuple, list)) else data
+        iwae = self.objective == "iwae"
+        terms = self.terms(x, self.num_samples, log_weights=iwae)
+        if iwae:
+            loss = -objectives.iwae_bound(terms.pop("log_weights"))
+        else:
+            loss = self.beta * terms["kl"] - terms["reconstruction"]
+        return tf.reduce_mean(loss), terms
+
+    def _update_metrics(self, loss, terms):
+        self.loss_tracker.update_state(loss)
+        for tracker, name in (
+            (self.elbo_tracker, "elbo"),
+            (self.kl_tracker, "kl"),
+            (self.reconstruction_tracker, "reconstruction"),
+        ):
+            tracker.update_state(terms[name])
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def train_step(self, data):
+        with tf.GradientTape() as tape:
+            loss, terms = self._step_terms(data)
+            # The optimizer sums gradients over replicas: scale the per-replica mean
+            # so the update is the gradient of the global-batch mean.
+            scaled_loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return self._update_metrics(loss, terms)
+
+    def test_step(self, data):
+        return self._update_metrics(*self._step_terms(data))
+
+    def fit(self, x=None, *args, **kwargs):
+        return super().fit(check_data(self, x), *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        return super().evaluate(check_data(self, x), *args, **kwargs)
+
+    # === Serialization ===
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "encoder": serialize(self.encoder),
+            "decoder": serialize(self.decoder),
+            "latent_dim": self.latent_dim,
+            "prior": serialize(self.prior),
+            "posterior": serialize(self.posterior),
+            "likelihood": serialize(self.likelihood),
+            "beta": self.beta,
+            "num_samples": self.num_samples,
+            "objective": self.objective,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for name in ("encoder", "decoder", "prior", "posterior", "likelihood"):
+            config[name] = deserialize(config[name])
+        return cls(**config)

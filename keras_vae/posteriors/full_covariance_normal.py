@@ -1,0 +1,64 @@
+"""q(z|x) = N(loc(x), L(x) L(x)^T) with a lower-triangular L."""
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from keras_vae.posteriors.posterior import Posterior
+
+__all__ = ["FullCovarianceNormal"]
+
+tfd = tfp.distributions
+
+
+@keras.saving.register_keras_serializable(package="keras_vae")
+class FullCovarianceNormal(Posterior):
+    """Gaussian posterior with a full covariance, through its Cholesky factor.
+
+    The network predicts `loc` and the `latent_dim * (latent_dim + 1) / 2`
+    entries of a lower-triangular `scale_tril`; its diagonal goes through
+    `softplus(.) + min_scale` so that `scale_tril` is a valid Cholesky factor.
+
+    Args:
+        min_scale: Lower bound of the diagonal of `scale_tril`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> posterior = FullCovarianceNormal()
+    >>> posterior.build((None, 8), (3,))
+    >>> parameters = posterior(np.zeros((2, 8), "float32"))
+    >>> tuple(parameters["scale_tril"].shape)
+    (2, 3, 3)
+    """
+
+    def __init__(self, min_scale=1e-4, **kwargs):
+        super().__init__(**kwargs)
+        if not min_scale >= 0:
+            raise ValueError(
+                f"Expected `min_scale` to be non-negative. Received: min_scale={min_scale}"
+            )
+        self.min_scale = min_scale
+
+    def params_shape(self):
+        size = self.event_size
+        return (size + size * (size + 1) // 2,)
+
+    def parameters(self, raw):
+        size = self.event_size
+        loc, raw_tril = raw[..., :size], raw[..., size:]
+        tril = tfp.math.fill_triangular(raw_tril)  # (batch, latent_dim, latent_dim)
+        diagonal = keras.ops.softplus(tf.linalg.diag_part(tril)) + self.min_scale
+        return {"loc": loc, "scale_tril": tf.linalg.set_diag(tril, diagonal)}
+
+    def distribution(self, parameters):
+        return tfd.MultivariateNormalTriL(
+            loc=parameters["loc"], scale_tril=parameters["scale_tril"]
+        )
+
+    def reparameterize(self, parameters, noise):
+        # (..., batch, latent_dim): L @ noise for each sample.
+        return parameters["loc"] + tf.linalg.matvec(parameters["scale_tril"], noise)
+
+    def get_config(self):
+        return {**super().get_config(), "min_scale": self.min_scale}

@@ -1,0 +1,77 @@
+"""Checks of model options and data, with errors that say what was expected."""
+
+import numbers
+
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["OBJECTIVES", "check_data", "check_options"]
+
+OBJECTIVES = ("elbo", "iwae")
+
+
+def _is_positive_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+
+
+def check_options(latent_dim, beta, num_samples, objective):
+    """Raises `ValueError` for model options outside their domain."""
+    if not _is_positive_int(latent_dim):
+        raise ValueError(
+            f"Expected `latent_dim` to be a positive integer. Received: latent_dim={latent_dim!r}"
+        )
+    if objective not in OBJECTIVES:
+        raise ValueError(
+            f"Expected `objective` to be one of {OBJECTIVES}. Received: objective={objective!r}"
+        )
+    if not (isinstance(beta, numbers.Real) and beta >= 0):
+        raise ValueError(f"Expected `beta` to be a non-negative number. Received: beta={beta!r}")
+    if objective == "iwae" and beta != 1:
+        raise ValueError(
+            "Expected `beta=1` with objective='iwae': beta weights the KL term of the ELBO, "
+            f"which the IWAE bound does not have. Received: beta={beta!r}"
+        )
+    if not _is_positive_int(num_samples):
+        raise ValueError(
+            "Expected `num_samples` to be a positive integer. "
+            f"Received: num_samples={num_samples!r}"
+        )
+
+
+def check_data(model, x):
+    """Checks a batch or dataset against `model`, building the model from it if needed.
+
+    Shapes are checked for arrays, tensors and `tf.data` datasets; values are
+    checked against the likelihood's support for arrays and eager tensors.
+    Returns `x` unchanged.
+    """
+    if isinstance(x, tf.data.Dataset):
+        spec = x.element_spec
+        shape = (spec[0] if isinstance(spec, tuple) else spec).shape
+    elif isinstance(x, (np.ndarray, tf.Tensor)):
+        shape = x.shape
+    else:
+        return x
+    data_shape = tuple(shape[1:])
+    if not model.built and None not in data_shape:
+        model.build((None, *data_shape))
+    expected = getattr(model, "data_shape", None)
+    if expected is not None and data_shape != expected:
+        raise ValueError(
+            f"Expected data of shape (batch, {', '.join(map(str, expected))}) for this model. "
+            f"Received: data of shape {tuple(shape)}."
+        )
+    support = model.likelihood.support
+    if (
+        support is not None
+        and (isinstance(x, np.ndarray) or tf.executing_eagerly())
+        and not (isinstance(x, tf.data.Dataset))
+    ):
+        low, high = float(np.min(x)), float(np.max(x))
+        if low < support[0] or high > support[1]:
+            raise ValueError(
+                f"Expected data in [{support[0]}, {support[1]}] for the "
+                f"{type(model.likelihood).__name__} likelihood. "
+                f"Received: values in [{low}, {high}]."
+            )
+    return x
