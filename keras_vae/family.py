@@ -57,6 +57,8 @@ class Family(keras.layers.Layer):
         raise NotImplementedError
 
     def get_build_config(self):
+        if not self.built:  # Like `keras.layers.Layer`: no build config before `build`.
+            return None
         return {"features_shape": self.features_shape, "event_shape": self.event_shape}
 
     def build_from_config(self, config):

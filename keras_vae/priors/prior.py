@@ -23,6 +23,8 @@ class Prior(keras.layers.Layer):
         raise NotImplementedError
 
     def get_build_config(self):
+        if not self.built:  # Like `keras.layers.Layer`: no build config before `build`.
+            return None
         return {"latent_dim": self.latent_dim, "data_shape": self.data_shape}
 
     def build_from_config(self, config):

@@ -1,0 +1,65 @@
+"""`keras-vae evaluate`: ELBO, IWAE bounds and log p(x) of a trained run."""
+
+import json
+
+from keras_vae import data
+from keras_vae.evaluation import evaluate_bounds
+from keras_vae.run_dir import RunDir
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser("evaluate", help="bounds on log p(x) for a trained run")
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument(
+        "--num-samples",
+        type=int,
+        default=5000,
+        help="importance samples for log p(x) (default 5000)",
+    )
+    parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
+    parser.add_argument("--max-examples", type=int, help="evaluate the first N examples only")
+    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--manual-dir")
+    parser.add_argument("--data-dir")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    if args.num_samples < 1:
+        raise ValueError(f"--num-samples must be positive; got {args.num_samples}.")
+    run_dir = RunDir(args.run_dir)
+    config = run_dir.read_json(run_dir.config)
+    vae = run_dir.load_model()
+    # A fixed seed: the same binarization of the evaluation data every time.
+    dataset = data.load(
+        config["dataset"],
+        split=args.split,
+        preprocessing=config["preprocessing"],
+        batch_size=args.batch_size,
+        seed=1,
+        validation_size=config["validation_size"],
+        manual_dir=args.manual_dir,
+        data_dir=args.data_dir,
+    )
+    results = evaluate_bounds(
+        vae,
+        dataset,
+        num_samples=args.num_samples,
+        max_examples=args.max_examples,
+        verbose=0 if args.json else 1,
+    )
+    results["split"] = args.split
+    if run_dir.metrics.exists():
+        metrics = run_dir.read_json(run_dir.metrics)
+        run_dir.write_json(run_dir.metrics, {**metrics, "evaluation": results})
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for name, value in results.items():
+            print(
+                f"{name:>16}  {value:.4f}" if isinstance(value, float) else f"{name:>16}  {value}"
+            )
+    return 0

@@ -1,0 +1,190 @@
+"""`keras-vae train`: train a preset into a run directory."""
+
+import dataclasses
+import time
+
+import keras
+
+from keras_vae import data, distribute
+from keras_vae.presets import PRESETS, get_preset
+from keras_vae.run_dir import RunDir
+from keras_vae.training import fit_run
+
+__all__ = ["RunConfig", "add_parser", "run"]
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Every setting of a run, written to `config.json` so the run can be repeated."""
+
+    preset: str
+    dataset: str
+    preprocessing: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    objective: str
+    num_samples: int
+    validation_size: int
+    steps_per_epoch: int | None
+    jit_compile: bool
+    strategy: str
+    num_cpu_replicas: int | None
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser("train", help="train a preset into a run directory")
+    parser.add_argument("--preset", default="aevb-mnist", help=f"one of: {', '.join(PRESETS)}")
+    parser.add_argument("--dataset", help="TFDS dataset name (default: the preset's)")
+    parser.add_argument("--preprocessing", choices=data.PREPROCESSING, help="default: the preset's")
+    parser.add_argument("--epochs", type=int, help="default: the preset's")
+    parser.add_argument("--batch-size", type=int, help="global batch size (default: the preset's)")
+    parser.add_argument("--learning-rate", type=float, help="Adam's (default: the preset's)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--objective", choices=("elbo", "iwae"), default="elbo")
+    parser.add_argument("--num-samples", type=int, default=1, help="samples of z per example")
+    parser.add_argument(
+        "--validation-size",
+        type=int,
+        default=0,
+        help="training examples held out to select the best model (default 0: "
+        "train on the whole training split, keep the last model)",
+    )
+    parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the data")
+    parser.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
+    parser.add_argument("--strategy", choices=distribute.STRATEGIES, default="default")
+    parser.add_argument(
+        "--num-cpu-replicas",
+        type=int,
+        help="with --strategy mirrored and no GPU: split the CPU into N devices",
+    )
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--manual-dir", help="folder of the dataset's original files (offline)")
+    parser.add_argument("--data-dir", help="TFDS data directory")
+    parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
+    parser.set_defaults(run=run)
+
+
+def make_config(args):
+    preset = get_preset(args.preset)
+
+    def pick(value, default):
+        return default if value is None else value
+
+    config = RunConfig(
+        preset=preset.name,
+        dataset=pick(args.dataset, preset.dataset),
+        preprocessing=pick(args.preprocessing, preset.preprocessing),
+        epochs=pick(args.epochs, preset.epochs),
+        batch_size=pick(args.batch_size, preset.batch_size),
+        learning_rate=pick(args.learning_rate, preset.learning_rate),
+        seed=args.seed,
+        objective=args.objective,
+        num_samples=args.num_samples,
+        validation_size=args.validation_size,
+        steps_per_epoch=args.steps_per_epoch,
+        jit_compile=args.jit_compile,
+        strategy=args.strategy,
+        num_cpu_replicas=args.num_cpu_replicas,
+    )
+    for name in ("epochs", "batch_size", "num_samples"):
+        if getattr(config, name) < 1:
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} must be positive; got {getattr(config, name)}.")
+    return config
+
+
+def check_run_dir(run_dir, config, is_chief):
+    """Refuses to mix runs: a finished run, or a different config, in the same folder."""
+    if run_dir.metrics.exists():
+        raise FileExistsError(
+            f"{run_dir.root} holds a finished run ({run_dir.metrics.name} exists); "
+            "choose another --run-dir."
+        )
+    if run_dir.config.exists():
+        saved = run_dir.read_json(run_dir.config)
+        if saved != dataclasses.asdict(config):
+            changed = sorted(
+                k for k in saved.keys() | vars(config).keys() if saved.get(k) != vars(config).get(k)
+            )
+            raise ValueError(
+                f"{run_dir.root} holds a run with other settings ({', '.join(changed)}); "
+                "re-run with the same flags to resume it, or choose another --run-dir."
+            )
+    elif is_chief:
+        run_dir.write_json(run_dir.config, dataclasses.asdict(config))
+
+
+def run(args):
+    config = make_config(args)
+    run_dir = RunDir(args.run_dir)
+    strategy = distribute.get_strategy(config.strategy, num_cpu_replicas=config.num_cpu_replicas)
+    worker = distribute.worker_info(strategy)
+    check_run_dir(run_dir, config, worker.is_chief)
+    keras.utils.set_random_seed(config.seed)
+
+    load = dict(
+        name=config.dataset,
+        preprocessing=config.preprocessing,
+        validation_size=config.validation_size,
+        manual_dir=args.manual_dir,
+        data_dir=args.data_dir,
+    )
+    drop_remainder = config.strategy == "tpu"
+    train_data = data.load(
+        split="train",
+        batch_size=config.batch_size,
+        shuffle=True,
+        seed=config.seed,
+        drop_remainder=drop_remainder,
+        **load,
+    )
+    # Without a hold-out the test split is shown each epoch, never used to select.
+    validation_data = data.load(
+        split="validation" if config.validation_size else "test",
+        batch_size=config.batch_size,
+        drop_remainder=drop_remainder,
+        seed=config.seed + 1,
+        **load,
+    )
+    examples = next(iter(data.load(split="test", batch_size=32, seed=1, **load)))
+
+    with strategy.scope():
+        vae = get_preset(config.preset).build_model(
+            objective=config.objective, num_samples=config.num_samples, seed=config.seed
+        )
+        vae.build((None, *examples.shape[1:]))
+        vae.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate),
+            jit_compile=config.jit_compile,
+            steps_per_execution=1,
+        )
+    started = time.perf_counter()
+    fit_run(
+        vae,
+        train_data,
+        run_dir,
+        config.epochs,
+        validation_data=validation_data,
+        select_best=bool(config.validation_size),
+        examples=examples if worker.is_chief else None,
+        is_chief=worker.is_chief,
+        backup_dir=worker.backup_dir(run_dir),
+        verbose=args.verbose,
+        steps_per_epoch=config.steps_per_epoch,
+    )
+    seconds = time.perf_counter() - started
+    if not worker.is_chief:
+        return 0
+    vae = run_dir.load_model()
+    test_data = data.load(split="test", batch_size=config.batch_size, seed=1, **load)
+    test = vae.evaluate(test_data, verbose=0, return_dict=True)
+    run_dir.write_json(
+        run_dir.metrics, {"test": test, "train_seconds": seconds, "epochs": config.epochs}
+    )
+    print(
+        f"test ELBO {test['elbo']:.2f} nats after {config.epochs} epochs "
+        f"({seconds:.0f} s); model in {run_dir.model}"
+    )
+    return 0

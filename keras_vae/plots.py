@@ -1,0 +1,86 @@
+"""Figures of a trained VAE, as PNG files.
+
+Image grids are written pixel for pixel (each data pixel becomes a
+`scale` x `scale` block), so a figure's size follows from the data:
+an 8x8 grid of 28x28 images at scale 2 is 448x448 pixels.
+"""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_probability as tfp  # noqa: E402
+
+from keras_vae.images import image_grid, to_images  # noqa: E402
+
+__all__ = ["latents", "manifold", "reconstructions", "samples", "save_grid", "traversals"]
+
+KINDS = ("reconstructions", "manifold", "traversals", "latents")
+
+
+def save_grid(images, path, columns=None, scale=2):
+    """Writes `(n, h, w, c)` images in [0, 1] as one PNG grid."""
+    grid = image_grid(images, columns)
+    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
+    if grid.shape[-1] == 1:
+        plt.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+    else:
+        plt.imsave(path, grid)
+
+
+def samples(vae, path, num=64, seed=0, mean=True):
+    """A grid of `num` generated examples (means of p(x|z) unless `mean=False`)."""
+    save_grid(to_images(vae.sample(num, seed=seed, mean=mean), vae.data_shape), path)
+
+
+def reconstructions(vae, x, path):
+    """Each example beside its reconstruction, 4 pairs per row."""
+    originals = to_images(x, vae.data_shape)
+    rebuilt = to_images(vae.reconstruct(x), vae.data_shape)
+    pairs = np.stack([originals, rebuilt], axis=1).reshape(-1, *originals.shape[1:])
+    save_grid(pairs, path, columns=8)
+
+
+def manifold(vae, path, size=20):
+    """The decoded 2-D latent space on a grid of standard-normal quantiles."""
+    if vae.latent_dim != 2:
+        raise ValueError(
+            "Expected a model with latent_dim=2 for the manifold plot. "
+            f"Received: latent_dim={vae.latent_dim}; use --kind traversals instead."
+        )
+    quantiles = tfp.distributions.Normal(0.0, 1.0).quantile(np.linspace(0.05, 0.95, size))
+    grid = np.stack(np.meshgrid(quantiles, quantiles[::-1]), axis=-1).reshape(-1, 2)
+    means = vae.likelihood.mean(vae.likelihood_parameters(tf.constant(grid, tf.float32)))
+    save_grid(to_images(means, vae.data_shape), path, columns=size)
+
+
+def traversals(vae, x, path, num_dims=10, steps=11, extent=3.0):
+    """One row per latent dimension: decode the first example's posterior mean
+    with that dimension swept over [-extent, extent]."""
+    loc = np.asarray(vae.posterior_parameters(x[:1])["loc"])[0]
+    dims = min(num_dims, vae.latent_dim)
+    z = np.repeat(loc[None, None], dims, 0).repeat(steps, 1)  # (dims, steps, latent_dim)
+    for dim in range(dims):
+        z[dim, :, dim] = np.linspace(-extent, extent, steps)
+    means = vae.likelihood.mean(vae.likelihood_parameters(tf.constant(z, tf.float32)))
+    images = to_images(np.reshape(means, (dims * steps, *vae.data_shape)), vae.data_shape)
+    save_grid(images, path, columns=steps)
+
+
+def latents(vae, x, labels, path):
+    """Posterior means of `x`, projected on their two principal axes, colored by label."""
+    loc = np.asarray(vae.posterior_parameters(x)["loc"])
+    centered = loc - loc.mean(axis=0)
+    if loc.shape[1] > 2:
+        _, _, axes = np.linalg.svd(centered, full_matrices=False)
+        centered = centered @ axes[:2].T
+    figure, axis = plt.subplots(figsize=(6, 6), dpi=100)
+    scatter = axis.scatter(centered[:, 0], centered[:, 1], c=labels, cmap="tab10", s=4)
+    axis.legend(*scatter.legend_elements(), title="label", loc="best", fontsize="small")
+    axis.set_xlabel("principal axis 1" if loc.shape[1] > 2 else "z_1")
+    axis.set_ylabel("principal axis 2" if loc.shape[1] > 2 else "z_2")
+    figure.savefig(path)
+    plt.close(figure)

@@ -1,0 +1,113 @@
+"""Named model and training settings from the literature.
+
+A preset is a few lines: the dataset and preprocessing of its protocol, the
+training settings, and a function that builds the model. Model options the
+command line may override (`objective`, `num_samples`, `seed`) are passed on.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+from keras_vae import likelihoods, networks, priors
+from keras_vae.model import VAE
+
+__all__ = ["PRESETS", "Preset", "get_preset"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A model builder and the training settings it was designed with.
+
+    Example:
+
+    >>> vae = get_preset("aevb-mnist").build_model(objective="elbo", num_samples=1)
+    >>> vae.latent_dim
+    20
+    """
+
+    name: str
+    description: str
+    dataset: str
+    preprocessing: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    build_model: Callable[..., VAE]
+
+
+PRESETS = {}
+
+
+def preset(name, dataset, preprocessing, epochs, batch_size=100, learning_rate=1e-3):
+    """Registers a model builder as a preset; its docstring is the description."""
+
+    def register(build_model):
+        PRESETS[name] = Preset(
+            name,
+            build_model.__doc__.strip(),
+            dataset,
+            preprocessing,
+            epochs,
+            batch_size,
+            learning_rate,
+            build_model,
+        )
+        return build_model
+
+    return register
+
+
+def tanh_mlp(*hidden_units):
+    return networks.MLP(list(hidden_units), "tanh")
+
+
+def get_preset(name):
+    """The preset called `name`, or a `ValueError` listing the known ones."""
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}. Expected one of: {', '.join(PRESETS)}.")
+    return PRESETS[name]
+
+
+@preset("aevb-mnist", dataset="mnist", preprocessing="dynamic", epochs=20)
+def aevb_mnist(**options):
+    """Kingma & Welling (2014): MLP encoder and decoder of 500 tanh units, 20 latents, Bernoulli."""
+    return VAE(tanh_mlp(500), tanh_mlp(500), latent_dim=20, **options)
+
+
+@preset("iwae-mnist", dataset="mnist", preprocessing="dynamic", epochs=50)
+def iwae_mnist(**options):
+    """Burda et al. (2016), one stochastic layer: two tanh layers of 200, 50 latents, Bernoulli.
+
+    Add `--objective iwae --num-samples 50` for the IWAE column of their Table 1.
+    """
+    return VAE(tanh_mlp(200, 200), tanh_mlp(200, 200), latent_dim=50, **options)
+
+
+@preset("conv-mnist", dataset="mnist", preprocessing="dynamic", epochs=20)
+def conv_mnist(**options):
+    """Convolutional encoder and decoder, 16 latents, Bernoulli, on binarized MNIST."""
+    return VAE(networks.ConvEncoder(), networks.ConvDecoder((28, 28)), latent_dim=16, **options)
+
+
+@preset("conv-fashion-mnist", dataset="fashion_mnist", preprocessing="continuous", epochs=20)
+def conv_fashion_mnist(**options):
+    """Convolutional networks, 16 latents, continuous Bernoulli on [0, 1] Fashion-MNIST."""
+    return VAE(
+        networks.ConvEncoder(),
+        networks.ConvDecoder((28, 28)),
+        latent_dim=16,
+        likelihood=likelihoods.ContinuousBernoulli(),
+        **options,
+    )
+
+
+@preset("vamp-mnist", dataset="mnist", preprocessing="dynamic", epochs=50)
+def vamp_mnist(**options):
+    """Tomczak & Welling (2018): the VampPrior with 500 pseudo-inputs, MLPs of 300, 40 latents."""
+    return VAE(
+        tanh_mlp(300, 300),
+        tanh_mlp(300, 300),
+        latent_dim=40,
+        prior=priors.VampPrior(500),
+        **options,
+    )
