@@ -11,7 +11,7 @@ export KERAS_VAE_MANUAL_DIR ?= $(MANUAL_DIR)
 $(BIN)/keras-vae: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,onnx,serving]"
 	touch $@
 
 install: $(BIN)/keras-vae

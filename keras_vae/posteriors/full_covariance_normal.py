@@ -48,7 +48,9 @@ class FullCovarianceNormal(Posterior):
         size = self.event_size
         loc, raw_tril = raw[..., :size], raw[..., size:]
         tril = tfp.math.fill_triangular(raw_tril)  # (batch, latent_dim, latent_dim)
-        diagonal = keras.ops.softplus(tf.linalg.diag_part(tril)) + self.min_scale
+        # The diagonal by masking rather than diag_part, which TFLite has no builtin for.
+        diagonal = tf.reduce_sum(tril * tf.eye(size), axis=-1)
+        diagonal = keras.ops.softplus(diagonal) + self.min_scale
         return {"loc": loc, "scale_tril": tf.linalg.set_diag(tril, diagonal)}
 
     def distribution(self, parameters):

@@ -1,0 +1,142 @@
+"""`keras-vae convert`: signatures of an exported SavedModel as one checked `.tflite` file."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from keras_vae.export import (
+    QUANTIZATIONS,
+    SIGNATURES,
+    TOLERANCES,
+    LiteRTModel,
+    compare,
+    convert_saved_model,
+    failures,
+    latest_version,
+    read_model_card,
+)
+
+__all__ = ["add_parser", "load_examples", "print_errors", "run"]
+
+
+def add_parser(subparsers):
+    parser = subparsers.add_parser(
+        "convert", help="convert an exported SavedModel to TFLite, checked with LiteRT"
+    )
+    parser.add_argument(
+        "--saved-model",
+        required=True,
+        help="a version folder, or a model folder saved_models/NAME (its latest version)",
+    )
+    parser.add_argument("--output", required=True, help="the .tflite file to write")
+    parser.add_argument(
+        "--signatures",
+        nargs="+",
+        default=["encode", "decode"],
+        help=f"any of {', '.join(SIGNATURES)} (default: encode decode)",
+    )
+    parser.add_argument("--quantization", choices=QUANTIZATIONS, default="float32")
+    parser.add_argument(
+        "--data", help=".npy of examples to check on (default: the dataset's test split)"
+    )
+    parser.add_argument(
+        "--representative-data",
+        help="int8: .npy of examples to calibrate on (default: the dataset's train split)",
+    )
+    parser.add_argument(
+        "--num-examples", type=int, default=256, help="examples to check the conversion on"
+    )
+    parser.add_argument(
+        "--num-representative",
+        type=int,
+        default=1000,
+        help="int8: training examples to calibrate on",
+    )
+    parser.add_argument("--manual-dir", help="folder of the dataset's original files (offline)")
+    parser.add_argument("--data-dir", help="TFDS data directory")
+    parser.set_defaults(run=run)
+
+
+def run(args):
+    saved_model = version_folder(args.saved_model)
+    card = read_model_card(saved_model)
+    data_shape = tuple(card["input"]["shape"][1:])
+    data = card.get("data")
+    x = load_examples(data, data_shape, "test", args.num_examples, args, args.data)
+    representative = None
+    if args.quantization == "int8":
+        representative = load_examples(
+            data, data_shape, "train", args.num_representative, args, args.representative_data
+        )
+    model = convert_saved_model(saved_model, args.signatures, args.quantization, representative)
+    errors = compare(LiteRTModel(model), saved_model, x, args.signatures)
+    tolerance = TOLERANCES[args.quantization]
+    print_errors(errors, tolerance, f"LiteRT vs SavedModel on {len(x)} examples")
+    failed = failures(errors, tolerance)
+    if failed:
+        raise ValueError(
+            f"{args.quantization} TFLite outputs differ from the SavedModel's beyond the "
+            f"tolerance: {', '.join(failed)}; {args.output} not written."
+        )
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(f".{output.name}.partial")
+    partial.write_bytes(model)
+    os.replace(partial, output)
+    print(
+        f"wrote {output} ({len(model) / 1e6:.2f} MB, {args.quantization}, "
+        f"signatures {', '.join(args.signatures)}) from {saved_model}"
+    )
+    return 0
+
+
+def version_folder(path):
+    """`path` if it is a SavedModel, else the latest integer version inside it."""
+    path = Path(path)
+    if (path / "saved_model.pb").exists():
+        return path
+    version = latest_version(path)
+    if version is None:
+        raise FileNotFoundError(f"Expected a SavedModel or integer versions in {path}; none found.")
+    return path / str(version)
+
+
+def load_examples(data, data_shape, split, count, args, path=None):
+    """`count` examples from the `.npy` at `path`, or else from the split of the data protocol."""
+    source = path
+    if path:
+        x = np.load(path)[:count].astype(np.float32)
+    else:
+        from keras_vae import data as datasets
+
+        if not data or not data.get("dataset"):
+            raise ValueError("No dataset is recorded for this model; pass --data FILE.npy.")
+        batches = datasets.load(
+            data["dataset"],
+            split=split,
+            preprocessing=data["preprocessing"],
+            batch_size=count,
+            manual_dir=args.manual_dir,
+            data_dir=args.data_dir,
+        )
+        x = next(iter(batches)).numpy().astype(np.float32)
+        source = f"{data['dataset']} {split}"
+    if tuple(x.shape[1:]) != tuple(data_shape):
+        shape = ", ".join(map(str, data_shape))
+        raise ValueError(
+            f"Expected examples of shape (batch, {shape}) for this model. "
+            f"Received: shape {x.shape} from {source}."
+        )
+    return x
+
+
+def print_errors(errors, tolerance, title):
+    """One line per signature output: its max abs error and the tolerance it met."""
+    atol, rtol = tolerance
+    print(f"{title}; tolerance atol + rtol * max|expected| with atol={atol:g}, rtol={rtol:g}:")
+    for name, outputs in errors.items():
+        for key, (error, scale) in sorted(outputs.items()):
+            allowed = atol + rtol * scale
+            status = "ok" if error <= allowed else "EXCEEDED"
+            print(f"  {name}/{key}: max abs error {error:.2e} (tolerance {allowed:.2e}) {status}")

@@ -1,0 +1,145 @@
+"""The functions a deployed VAE serves: plain tensors in, dicts of plain tensors out.
+
+Every signature takes its noise as an input, so exported graphs hold no
+random op and give the same answer for the same request. The batch
+dimension is dynamic. Inputs -> outputs:
+
+    serving_default  x (batch, *data_shape)      -> reconstruction
+    encode           x                           -> parameters of q(z|x): loc, scale | scale_tril
+    decode           z (batch, latent_dim)       -> mean of p(x|z), and its parameters
+    sample           eps (batch, latent_dim)     -> z, and decode's outputs at z
+                     [u (batch,), mixture priors]
+    elbo             x, eps (batch, num_samples, latent_dim)
+                                                 -> elbo, reconstruction, kl  (batch,)
+
+`eps` is standard-normal noise. `u`, uniform on [0, 1), is an input only
+for mixture priors: it picks component k by inverse CDF over the mixture
+weights, k = #{j < K - 1 : cdf_j <= u}, and then z = loc_k + scale_k @ eps.
+For a Gaussian prior z = loc + scale @ eps (z = eps for the standard
+normal). `elbo`'s noise is batch-major so that every input shares the
+batch dimension (TF Serving's row format); the terms average over its
+`num_samples` draws, as `VAE.terms` does.
+"""
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+__all__ = ["SIGNATURES", "Signature", "prior_needs_uniform", "signatures"]
+
+tfd = tfp.distributions
+
+SIGNATURES = ("serving_default", "encode", "decode", "sample", "elbo")
+
+
+class Signature:
+    """One exported function of a VAE and the specs of its named inputs.
+
+    Args:
+        name: The signature key.
+        function: A function of the named inputs, as positional arguments in
+            the order of `input_specs`, returning a dict of tensors.
+        input_specs: A list of named `tf.TensorSpec`s with a dynamic batch.
+    """
+
+    def __init__(self, name, function, input_specs):
+        self.name = name
+        self.function = function
+        self.input_specs = list(input_specs)
+
+    @property
+    def input_names(self):
+        return [spec.name for spec in self.input_specs]
+
+    def __repr__(self):
+        inputs = ", ".join(f"{spec.name}: {tuple(spec.shape)}" for spec in self.input_specs)
+        return f"Signature({self.name}({inputs}))"
+
+
+def signatures(model, names=SIGNATURES):
+    """The named signatures of a built `VAE`, as `{name: Signature}`.
+
+    Raises:
+        ValueError: for an unknown name, or for `sample` with a prior that
+            cannot be sampled from noise given as input.
+
+    Example:
+
+    >>> import keras_vae as kv
+    >>> vae = kv.VAE(kv.networks.MLP([8]), kv.networks.MLP([8]), latent_dim=2)
+    >>> vae.build((None, 4))
+    >>> signatures(vae, ["encode", "sample"])["sample"]
+    Signature(sample(eps: (None, 2)))
+    """
+    unknown = [name for name in names if name not in SIGNATURES]
+    if unknown:
+        raise ValueError(f"Expected signature names among {SIGNATURES}. Received: {unknown}")
+    data = tf.TensorSpec((None, *model.data_shape), tf.float32, name="x")
+    latent = tf.TensorSpec((None, model.latent_dim), tf.float32, name="z")
+    eps = tf.TensorSpec((None, model.latent_dim), tf.float32, name="eps")
+    eps_samples = tf.TensorSpec((None, None, model.latent_dim), tf.float32, name="eps")
+
+    def serving_default(x):
+        return {"reconstruction": model.reconstruct(x)}
+
+    def encode(x):
+        return dict(model.posterior_parameters(x))
+
+    def decode(z):
+        parameters = model.likelihood_parameters(z)
+        return {"mean": model.likelihood.mean(parameters), **parameters}
+
+    def sample(eps, u=None):
+        z = prior_reparameterize(model, eps, u)
+        return {"z": z, **decode(z)}
+
+    def elbo(x, eps):
+        noise = tf.transpose(eps, (1, 0, 2))  # (num_samples, batch, latent_dim)
+        return model.terms(x, noise=noise)
+
+    sample_specs = [eps]
+    if "sample" in names:
+        check_prior(model)
+        if prior_needs_uniform(model):
+            sample_specs.append(tf.TensorSpec((None,), tf.float32, name="u"))
+    available = {
+        "serving_default": Signature("serving_default", serving_default, [data]),
+        "encode": Signature("encode", encode, [data]),
+        "decode": Signature("decode", decode, [latent]),
+        "sample": Signature("sample", sample, sample_specs),
+        "elbo": Signature("elbo", elbo, [data, eps_samples]),
+    }
+    return {name: available[name] for name in names}
+
+
+def prior_needs_uniform(model):
+    """Whether `sample` takes a uniform `u` to pick a mixture component."""
+    return isinstance(model.prior_distribution(), tfd.MixtureSameFamily)
+
+
+def check_prior(model):
+    """Raises `ValueError` unless p(z) can be sampled as a function of input noise."""
+    prior = model.prior_distribution()
+    gaussian = prior
+    if isinstance(prior, tfd.MixtureSameFamily):
+        gaussian = prior.components_distribution
+    if not isinstance(gaussian, tfd.MultivariateNormalLinearOperator):
+        raise ValueError(
+            "Expected a prior that is Gaussian or a mixture of Gaussians, so that the `sample` "
+            f"signature can take its noise as input. Received: {type(model.prior).__name__}, "
+            f"a {type(prior).__name__}; export without the `sample` signature."
+        )
+
+
+def prior_reparameterize(model, eps, u=None):
+    """z ~ p(z) as a function of standard-normal `eps` (and uniform `u` for mixtures)."""
+    prior = model.prior_distribution()
+    if not isinstance(prior, tfd.MixtureSameFamily):
+        return prior.loc + prior.scale.matvec(eps)
+    components = prior.components_distribution  # batch shape (K,)
+    cdf = tf.cumsum(prior.mixture_distribution.probs_parameter())
+    # Counting over cdf[:-1] keeps k < K even when rounding leaves cdf[-1] below u.
+    index = tf.reduce_sum(tf.cast(cdf[:-1] <= u[:, None], tf.int32), axis=1)  # (batch,)
+    one_hot = tf.one_hot(index, tf.shape(cdf)[0])  # (batch, K)
+    # Every component's draw, then the chosen one: no gather over batched operators.
+    draws = components.loc + components.scale.matvec(eps[:, None, :])  # (batch, K, latent_dim)
+    return tf.reduce_sum(one_hot[..., None] * draws, axis=1)

@@ -1,0 +1,181 @@
+"""TFLite conversion of an exported VAE's signatures, and a LiteRT runner for them.
+
+The `.tflite` file holds one signature runner per signature, with TFLite
+builtin ops only (LiteRT has no TensorFlow-ops delegate) and float32
+inputs and outputs whatever the quantization. Signatures keep the dynamic
+batch: `LiteRTModel` resizes the inputs to each call's batch.
+"""
+
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from keras_vae.export.verify import check_shape, example_inputs
+
+__all__ = ["QUANTIZATIONS", "TOLERANCES", "LiteRTModel", "convert_saved_model"]
+
+QUANTIZATIONS = ("float32", "float16", "dynamic-int8", "int8")
+
+# (atol, rtol): each output of a converted signature is within
+# atol + rtol * max|SavedModel output| of the SavedModel's. Set with a margin
+# over errors measured on binarized MNIST with MLP and convolutional models.
+TOLERANCES = {
+    "float32": (1e-6, 1e-5),
+    "float16": (1e-4, 3e-3),
+    "dynamic-int8": (1e-2, 5e-2),
+    "int8": (5e-2, 3e-1),
+}
+
+
+def convert_saved_model(
+    saved_model_dir,
+    signature_names=("encode", "decode"),
+    quantization="float32",
+    representative_data=None,
+):
+    """Converts signatures of a SavedModel into one `.tflite` flatbuffer.
+
+    Args:
+        saved_model_dir: A SavedModel version folder from `export_saved_model`.
+        signature_names: Signatures to convert, each a signature runner.
+        quantization: One of `QUANTIZATIONS`: `"float32"` (none), `"float16"`
+            weights, `"dynamic-int8"` (int8 weights, float activations) or
+            `"int8"` (int8 weights and activations on integer kernels,
+            calibrated on `representative_data`).
+        representative_data: Data, an array `(n, *data_shape)` or an iterable
+            of such batches, for `"int8"`: each signature is calibrated on
+            inputs made from every example (see `verify.example_inputs`).
+
+    Returns:
+        The `.tflite` model as bytes.
+
+    Raises:
+        ValueError: for an unknown quantization or signature, `"int8"`
+            without `representative_data` or with `elbo` (per-pixel
+            log-probabilities are too small for int8 steps: the sum over
+            pixels loses most of its value), or a signature that needs ops
+            outside the TFLite builtins.
+    """
+    if quantization not in QUANTIZATIONS:
+        raise ValueError(
+            f"Expected `quantization` to be one of {QUANTIZATIONS}. "
+            f"Received: quantization={quantization!r}"
+        )
+    saved_model_dir = str(saved_model_dir)
+    loaded = tf.saved_model.load(saved_model_dir)
+    missing = [name for name in signature_names if name not in loaded.signatures]
+    if missing:
+        raise ValueError(
+            f"Expected signatures among {sorted(loaded.signatures)} in {saved_model_dir}. "
+            f"Received: {missing}"
+        )
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=list(signature_names)
+    )
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if quantization != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantization == "int8":
+        if representative_data is None:
+            raise ValueError("Expected `representative_data` for quantization='int8'.")
+        if "elbo" in signature_names:
+            raise ValueError(
+                "Expected signatures without `elbo` for quantization='int8': its per-pixel "
+                "log-probabilities are below one int8 step and their sum is lost. "
+                "Use float32, float16 or dynamic-int8 for `elbo`."
+            )
+        if isinstance(representative_data, np.ndarray):
+            representative_data = [representative_data]
+        converter.representative_dataset = lambda: _calibration_inputs(
+            loaded, signature_names, representative_data
+        )
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    try:
+        with warnings.catch_warnings():
+            # The calibrator uses tf.lite.Interpreter, which warns that it is deprecated.
+            warnings.simplefilter("ignore", UserWarning)
+            return converter.convert()
+    except Exception as error:  # the converter raises its own ConverterError
+        raise ValueError(
+            f"TFLite conversion of {list(signature_names)} with builtin ops failed: "
+            f"{_reason(error)}"
+        ) from error
+
+
+class LiteRTModel:
+    """Runs the signatures of a `.tflite` model with LiteRT, at any batch size.
+
+    Args:
+        model: The model as bytes, or the path of a `.tflite` file.
+
+    Call arguments:
+        signature_name: The signature to run.
+        **inputs: Its named inputs, arrays with any batch size.
+
+    Returns:
+        A dict of named output arrays.
+
+    Example:
+
+    >>> model = LiteRTModel("vae.tflite")  # doctest: +SKIP
+    >>> model("encode", x=images)["loc"].shape  # doctest: +SKIP
+    (8, 20)
+    """
+
+    def __init__(self, model):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if isinstance(model, (bytes, bytearray)):
+            self.interpreter = Interpreter(model_content=bytes(model))
+        else:
+            self.interpreter = Interpreter(model_path=str(model))
+        self.signature_names = sorted(self.interpreter.get_signature_list())
+
+    def input_shapes(self, signature_name):
+        """`{input name: shape}` of a signature, with -1 for the dynamic sizes."""
+        details = self._runner(signature_name).get_input_details()
+        return {
+            name: tuple(int(size) for size in detail["shape_signature"])
+            for name, detail in details.items()
+        }
+
+    def __call__(self, signature_name, **inputs):
+        expected = self.input_shapes(signature_name)
+        if sorted(inputs) != sorted(expected):
+            raise ValueError(
+                f"Expected inputs {sorted(expected)} for signature {signature_name!r}. "
+                f"Received: {sorted(inputs)}"
+            )
+        arrays = {name: np.asarray(value, np.float32) for name, value in inputs.items()}
+        for name, array in arrays.items():
+            check_shape(signature_name, name, expected[name], array.shape)
+        # The runner resizes its inputs to these arrays' shapes before invoking.
+        return self._runner(signature_name)(**arrays)
+
+    def _runner(self, signature_name):
+        if signature_name not in self.signature_names:
+            raise ValueError(
+                f"Expected a signature among {self.signature_names}. Received: {signature_name!r}"
+            )
+        return self.interpreter.get_signature_runner(signature_name)
+
+
+def _calibration_inputs(loaded, signature_names, batches):
+    # One example at a time: the calibrator sizes each signature by its first input.
+    seed = 0
+    for batch in batches:
+        for example in np.asarray(batch, np.float32):
+            seed += 1
+            for name in signature_names:
+                yield name, example_inputs(loaded, name, example[None], seed=seed)
+
+
+def _reason(error):
+    lines = [line for line in str(error).splitlines() if "neither a custom op" in line]
+    ops = sorted({line.split("'")[1] for line in lines if line.count("'") >= 2})
+    if ops:
+        return f"these ops are not TFLite builtins: {', '.join(ops)}."
+    return str(error).strip().splitlines()[0]

@@ -1,0 +1,185 @@
+"""SavedModel export: signatures served by TensorFlow alone, versions, atomicity, model card."""
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow_probability as tfp
+from test_export_helpers import (
+    KINDS,
+    expected_outputs,
+    exported,
+    make_inputs,
+    make_run_dir,
+    trained_vae,
+)
+
+import keras_vae as kv
+from keras_vae.cli import main
+from keras_vae.export import (
+    SIGNATURES,
+    export_saved_model,
+    latest_version,
+    next_version,
+    read_model_card,
+)
+
+# Runs every signature of every export with TensorFlow only: importing keras_vae
+# or tensorflow_probability raises, and neither may be loaded at the end.
+FRESH_PROCESS = textwrap.dedent(
+    """
+    import sys
+    sys.modules["keras_vae"] = None
+    sys.modules["tensorflow_probability"] = None
+    import numpy as np
+    import tensorflow as tf
+
+    requests = np.load(sys.argv[1], allow_pickle=True).item()
+    results, models = {}, {}
+    for (folder, signature), inputs in requests.items():
+        if folder not in models:
+            models[folder] = tf.saved_model.load(folder)
+        function = models[folder].signatures[signature]
+        outputs = function(**{name: tf.constant(value) for name, value in inputs.items()})
+        results[folder, signature] = {name: value.numpy() for name, value in outputs.items()}
+    np.save(sys.argv[2], results, allow_pickle=True)
+    loaded = [name for name in ("keras_vae", "tensorflow_probability")
+              if sys.modules.get(name) is not None]
+    assert not loaded, loaded
+    """
+)
+
+
+def test_signatures_match_the_model_in_a_process_without_keras_vae(tmp_path):
+    requests, expected = {}, {}
+    for kind in KINDS:
+        vae, x = trained_vae(kind)
+        for signature in SIGNATURES:
+            inputs = make_inputs(vae, signature, x[:5])
+            key = (str(exported(kind)), signature)
+            requests[key] = inputs
+            expected[key] = expected_outputs(vae, signature, inputs)
+    np.save(tmp_path / "requests.npy", requests, allow_pickle=True)
+    subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, tmp_path / "requests.npy", tmp_path / "results.npy"],
+        check=True,
+        cwd=tmp_path,
+    )
+    results = np.load(tmp_path / "results.npy", allow_pickle=True).item()
+    for key, outputs in expected.items():
+        assert sorted(results[key]) == sorted(outputs), key
+        for name, value in outputs.items():
+            np.testing.assert_allclose(
+                results[key][name], value, rtol=1e-5, atol=1e-5, err_msg=f"{key} {name}"
+            )
+
+
+def test_mixture_sample_takes_uniform_input_and_picks_every_component():
+    vae, x = trained_vae("full_normal_mixture")
+    card = read_model_card(exported("full_normal_mixture"))
+    assert sorted(card["signatures"]["sample"]["inputs"]) == ["eps", "u"]
+    inputs = make_inputs(vae, "sample", x[:30])
+    inputs["eps"] = np.zeros_like(inputs["eps"])
+    z = expected_outputs(vae, "sample", inputs)["z"]
+    # With zero noise z is a component's location: three components, three values.
+    assert len(np.unique(z.round(5), axis=0)) == 3
+
+
+def test_saved_model_cli_lists_signatures_with_dynamic_batch():
+    cli = Path(sys.executable).with_name("saved_model_cli")
+    folder = exported("mnist_mlp")
+    shown = subprocess.run(
+        [cli, "show", "--all", "--dir", folder], check=True, capture_output=True, text=True
+    ).stdout
+    for signature in SIGNATURES:
+        assert f"signature_def['{signature}']" in shown
+    assert "shape: (-1, 28, 28, 1)" in shown  # x
+    assert "shape: (-1, 4)" in shown  # z, eps, loc, scale
+    assert "shape: (-1, -1, 4)" in shown  # elbo's eps
+
+
+def test_versions_count_up_and_ignore_other_entries(tmp_path):
+    vae, _ = trained_vae("mnist_mlp")
+    model_dir = tmp_path / "mnist"
+    (model_dir / "notes").mkdir(parents=True)
+    (model_dir / "README.md").write_text("not a version")
+    assert next_version(model_dir) == 1
+    assert export_saved_model(vae, model_dir, ["encode"]) == model_dir / "1"
+    assert export_saved_model(vae, model_dir, ["decode"]) == model_dir / "2"
+    assert latest_version(model_dir) == 2
+    assert sorted(p.name for p in model_dir.iterdir()) == ["1", "2", "README.md", "notes"]
+    assert oct((model_dir / "2").stat().st_mode & 0o777) == oct(0o755)
+
+
+def test_failed_export_leaves_no_version_and_no_temporary_folder(tmp_path, monkeypatch):
+    vae, _ = trained_vae("mnist_mlp")
+    archive_class = type(keras.export.ExportArchive())
+    write_out = archive_class.write_out
+
+    def write_then_fail(self, filepath, *args, **kwargs):
+        write_out(self, filepath, *args, **kwargs)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(archive_class, "write_out", write_then_fail)
+    model_dir = tmp_path / "mnist"
+    with pytest.raises(OSError, match="disk full"):
+        export_saved_model(vae, model_dir, ["encode"])
+    assert list(model_dir.iterdir()) == []
+
+
+def test_model_card_describes_the_export():
+    card = read_model_card(exported("mnist_mlp"))
+    assert card["input"] == {"shape": [-1, 28, 28, 1], "dtype": "float32"}
+    assert card["latent_dim"] == 4
+    assert card["families"]["posterior"]["class_name"] == "DiagonalNormal"
+    assert card["families"]["likelihood"]["class_name"] == "Bernoulli"
+    assert card["data"] == {"dataset": "mnist", "preprocessing": "dynamic"}
+    assert sorted(card["signatures"]) == sorted(SIGNATURES)
+    assert card["signatures"]["elbo"]["inputs"]["eps"]["shape"] == [-1, -1, 4]
+    assert card["signatures"]["decode"]["outputs"]["mean"]["shape"] == [-1, 28, 28, 1]
+    assert card["keras_vae_version"]
+
+
+def test_sample_needs_a_prior_sampled_from_input_noise():
+    class LaplacePrior(kv.priors.Prior):
+        def distribution(self, encode):
+            laplace = tfp.distributions.Laplace(np.zeros(self.latent_dim, "float32"), 1.0)
+            return tfp.distributions.Independent(laplace, 1)
+
+    vae = kv.VAE(kv.networks.MLP([4]), kv.networks.MLP([4]), latent_dim=2, prior=LaplacePrior())
+    vae.build((None, 3))
+    with pytest.raises(ValueError, match="without the `sample` signature"):
+        kv.export.signatures(vae, ["sample"])
+    assert sorted(kv.export.signatures(vae, ["encode", "elbo"])) == ["elbo", "encode"]
+
+
+def test_cli_exports_a_run_with_its_data_protocol_and_metrics(tmp_path, capsys):
+    run_dir = make_run_dir(tmp_path / "run", metrics={"test": {"elbo": -150.0}})
+    model_dir = tmp_path / "saved_models" / "mnist"
+    args = [
+        "export",
+        "--run-dir",
+        str(run_dir),
+        "--model-dir",
+        str(model_dir),
+        "--signatures",
+        "encode",
+        "decode",
+    ]
+    assert main(args) == 0
+    assert "exported version 1" in capsys.readouterr().out
+    card = read_model_card(model_dir / "1")
+    assert card["metrics"] == {"elbo": -150.0}
+    assert card["data"] == {"dataset": "mnist", "preprocessing": "dynamic"}
+    assert sorted(card["signatures"]) == ["decode", "encode", "serving_default"]
+
+
+def test_cli_reports_a_missing_run_on_one_line(tmp_path, capsys):
+    code = main(["export", "--run-dir", str(tmp_path / "none"), "--model-dir", str(tmp_path)])
+    assert code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "config.json" in error
