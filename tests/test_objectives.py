@@ -1,0 +1,242 @@
+"""The bounds, KL terms and likelihood densities against closed forms and Monte Carlo."""
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+from helpers import tiny_vae
+
+import keras_vae as kv
+from keras_vae import objectives
+
+tfd = tfp.distributions
+
+POSTERIORS = {
+    "diagonal_normal": kv.posteriors.DiagonalNormal,
+    "full_covariance_normal": kv.posteriors.FullCovarianceNormal,
+}
+PRIORS = {
+    "standard_normal": kv.priors.StandardNormal,
+    "mixture_of_normals": lambda: kv.priors.MixtureOfNormals(3),
+    "vamp_prior": lambda: kv.priors.VampPrior(5),
+}
+
+
+def posterior_and_prior(posterior, prior, latent_dim=3, batch=4):
+    """q(z|x) for a random batch and p(z) from an untrained VAE."""
+    keras.utils.set_random_seed(0)
+    vae = tiny_vae(latent_dim=latent_dim, posterior=POSTERIORS[posterior](), prior=PRIORS[prior]())
+    x = (np.random.rand(batch, 6) < 0.5).astype("float32")
+    return vae.encode(x), vae.prior_distribution()
+
+
+def monte_carlo_kl(posterior, prior, num_samples, seed=1):
+    """log q(z) - log p(z) at z ~ q: its mean and standard error, per example."""
+    samples = posterior.sample(num_samples, seed=seed)  # (num_samples, batch, latent_dim)
+    log_ratios = (posterior.log_prob(samples) - prior.log_prob(samples)).numpy().astype("float64")
+    return samples, log_ratios.mean(0), log_ratios.std(0) / math.sqrt(num_samples)
+
+
+@pytest.mark.parametrize("prior", PRIORS)
+@pytest.mark.parametrize("posterior", POSTERIORS)
+def test_has_closed_form_kl(posterior, prior):
+    q, p = posterior_and_prior(posterior, prior)
+    # TFP registers KL(MVN || MVN) only; mixtures fall back to Monte Carlo.
+    assert objectives.has_closed_form_kl(q, p) == (prior == "standard_normal")
+
+
+@pytest.mark.parametrize("posterior", POSTERIORS)
+def test_closed_form_kl_equals_monte_carlo(posterior):
+    q, p = posterior_and_prior(posterior, "standard_normal")
+    closed_form = objectives.kl_divergence(q, p, samples=None).numpy()
+    assert closed_form.shape == (4,)
+    assert (closed_form > 0).all()
+    _, mean, standard_error = monte_carlo_kl(q, p, 200_000)
+    np.testing.assert_array_less(np.abs(closed_form - mean), 4 * standard_error + 1e-4)
+
+
+@pytest.mark.parametrize("posterior", POSTERIORS)
+def test_monte_carlo_kl_converges_to_closed_form(posterior):
+    q, p = posterior_and_prior(posterior, "standard_normal")
+    closed_form = objectives.kl_divergence(q, p, samples=None).numpy()
+    # The same N(0, I), as a one-component mixture: TFP has no analytic KL for it.
+    hidden = tfd.MixtureSameFamily(
+        tfd.Categorical(logits=[0.0]), tfd.MultivariateNormalDiag(tf.zeros([1, 3]), tf.ones([1, 3]))
+    )
+    assert not objectives.has_closed_form_kl(q, hidden)
+    for num_samples in (100, 100_000):
+        samples, _, standard_error = monte_carlo_kl(q, p, num_samples)
+        estimate = objectives.kl_divergence(q, hidden, samples).numpy()
+        np.testing.assert_array_less(np.abs(estimate - closed_form), 4 * standard_error + 1e-4)
+    assert (standard_error < 0.01).all()
+
+
+def test_monte_carlo_kl_of_mixture_prior_equals_quadrature():
+    q, p = posterior_and_prior("diagonal_normal", "mixture_of_normals", latent_dim=1)
+    # Spread the components so that the mixture is far from Gaussian.
+    mixture = p.components_distribution
+    p = tfd.MixtureSameFamily(
+        p.mixture_distribution,
+        tfd.MultivariateNormalDiag([[-2.0], [0.5], [3.0]], mixture.scale.diag),
+    )
+    samples, mean, standard_error = monte_carlo_kl(q, p, 200_000)
+    estimate = objectives.kl_divergence(q, p, samples).numpy()
+    np.testing.assert_allclose(estimate, mean, rtol=1e-3)  # float32 mean of 200k terms
+
+    grid = np.linspace(-20.0, 20.0, 40_001, dtype="float32")[:, None, None]  # (points, 1, 1)
+    log_q = q.log_prob(grid).numpy().astype("float64")  # (points, batch)
+    log_p = p.log_prob(grid).numpy().astype("float64")  # (points, 1)
+    quadrature = np.trapezoid(np.exp(log_q) * (log_q - log_p), grid[:, 0, 0], axis=0)
+    np.testing.assert_array_less(np.abs(estimate - quadrature), 4 * standard_error + 1e-3)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return (np.random.default_rng(0).random((5, 6)) < 0.5).astype("float32")
+
+
+def test_iwae_with_one_sample_is_the_elbo_of_that_sample(data):
+    # With a mixture prior the KL is Monte Carlo, over the same sample as the bound.
+    keras.utils.set_random_seed(0)
+    vae = tiny_vae(prior=kv.priors.MixtureOfNormals(3))
+    noise = tf.random.stateless_normal((1, 5, 2), seed=(1, 2))
+    terms = vae.terms(data, 1, noise=noise, log_weights=True)
+    np.testing.assert_allclose(
+        objectives.iwae_bound(terms["log_weights"]), terms["elbo"], rtol=1e-5, atol=1e-5
+    )
+
+
+def test_iwae_with_one_sample_is_unbiased_for_the_closed_form_elbo(data):
+    keras.utils.set_random_seed(0)
+    vae = tiny_vae()
+    num_samples = 20_000
+    noise = tf.random.stateless_normal((num_samples, 5, 2), seed=(1, 2))
+    terms = vae.terms(data, num_samples, noise=noise, log_weights=True)
+    # iwae_1 of each sample: log p(x|z) + log p(z) - log q(z|x).
+    iwae_1 = np.stack([objectives.iwae_bound(terms["log_weights"][i : i + 1]) for i in range(100)])
+    np.testing.assert_allclose(iwae_1, terms["log_weights"][:100], rtol=1e-6)
+
+    # Same samples: mean_i iwae_1 - elbo = KL_closed - KL_monte_carlo, exactly.
+    posterior = vae.encode(data)
+    z = vae.posterior.reparameterize(vae.posterior_parameters(data), noise)
+    prior = vae.prior_distribution()
+    monte_carlo = tf.reduce_mean(posterior.log_prob(z) - prior.log_prob(z), 0)
+    difference = tf.reduce_mean(terms["log_weights"], 0) - terms["elbo"]
+    np.testing.assert_allclose(difference, terms["kl"] - monte_carlo, atol=1e-4)
+
+    # ... which vanishes as the samples grow.
+    log_weights = terms["log_weights"].numpy().astype("float64")
+    standard_error = log_weights.std(0) / math.sqrt(num_samples)
+    np.testing.assert_array_less(np.abs(difference), 4 * standard_error + 1e-4)
+
+
+def test_iwae_bound_matches_numpy_and_jensen():
+    log_weights = np.random.default_rng(1).normal(-1000.0, 5.0, size=(50, 7)).astype("float32")
+    bound = objectives.iwae_bound(tf.constant(log_weights)).numpy()
+    shifted = log_weights.astype("float64") - log_weights.max(0)
+    expected = log_weights.max(0) + np.log(np.exp(shifted).mean(0))
+    np.testing.assert_allclose(bound, expected, rtol=1e-6)
+    assert (bound >= log_weights.mean(0)).all()
+    assert (bound <= log_weights.max(0)).all()
+
+
+def test_log_weights():
+    log_likelihood = tf.constant([[-3.0, -4.0]])
+    posterior = tfd.MultivariateNormalDiag([[0.5], [0.0]], [[0.3], [2.0]])
+    prior = tfd.MultivariateNormalDiag([0.0], [1.0])
+    samples = tf.constant([[[0.1], [-1.0]]])
+    expected = log_likelihood + prior.log_prob(samples) - posterior.log_prob(samples)
+    np.testing.assert_allclose(
+        objectives.log_weights(log_likelihood, posterior, prior, samples), expected
+    )
+
+
+def test_bits_per_dim():
+    log_likelihood = np.array([-80.0, -100.0, -543.2])
+    expected = -log_likelihood / (784 * np.log(2.0))
+    np.testing.assert_allclose(kv.bits_per_dim(log_likelihood, 784), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        kv.bits_per_dim(tf.constant(log_likelihood, tf.float32), 784), expected, rtol=1e-6
+    )
+    assert float(kv.bits_per_dim(-10 * math.log(2.0), 10)) == pytest.approx(1.0)
+
+
+def test_bits_per_dim_of_a_fair_coin_is_one():
+    likelihood = kv.likelihoods.Bernoulli()
+    likelihood.build((None, 4), (3, 5))
+    distribution = likelihood.distribution({"logits": tf.zeros((2, 3, 5))})
+    x = (np.random.default_rng(0).random((2, 3, 5)) < 0.5).astype("float32")
+    np.testing.assert_allclose(kv.bits_per_dim(distribution.log_prob(x), 15), 1.0, rtol=1e-6)
+
+
+def test_continuous_bernoulli_mean():
+    logits = np.concatenate(
+        [
+            np.linspace(-0.2, 0.2, 4001),  # across the Taylor-series switch at |l| = 0.05
+            [0.0, 0.05, -0.05, 0.05 + 1e-6, -0.05 - 1e-6, 1e-8, -1e-8],
+            np.geomspace(0.2, 1e4, 200),
+            -np.geomspace(0.2, 1e4, 200),
+        ]
+    )
+    likelihood = kv.likelihoods.ContinuousBernoulli()
+    mean = likelihood.mean({"logits": tf.constant(logits, tf.float32)}).numpy()
+    expected = tfd.ContinuousBernoulli(logits=tf.constant(logits, tf.float64)).mean().numpy()
+    # float32 loses ~eps / |l| to cancellation just outside the series' range.
+    np.testing.assert_allclose(mean, expected, rtol=0, atol=1e-5)
+    assert ((mean > 0) & (mean < 1)).all()
+    assert (np.diff(mean[:4001]) > 0).all()
+
+
+def test_continuous_bernoulli_is_a_density_with_that_mean():
+    likelihood = kv.likelihoods.ContinuousBernoulli()
+    likelihood.build((None, 4), (1,))
+    parameters = {"logits": tf.constant([[-30.0], [-2.0], [-0.01], [0.0], [0.3], [7.0]])}
+    distribution = likelihood.distribution(parameters)
+    x = np.linspace(0.0, 1.0, 200_001, dtype="float64")
+    density = np.exp(distribution.log_prob(x[:, None, None].astype("float32")).numpy())
+    np.testing.assert_allclose(np.trapezoid(density, x, axis=0), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(
+        np.trapezoid(density * x[:, None], x, axis=0),
+        likelihood.mean(parameters)[:, 0],
+        rtol=1e-4,
+    )
+
+
+def test_bernoulli_log_prob_is_binary_cross_entropy():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0.0, 5.0, size=(4, 3, 5))
+    logits[0, 0, :] = [-100.0, -30.0, 0.0, 30.0, 100.0]
+    x = np.concatenate([rng.random((2, 3, 5)) < 0.5, rng.random((2, 3, 5))]).astype("float32")
+    likelihood = kv.likelihoods.Bernoulli()
+    likelihood.build((None, 4), (3, 5))
+    parameters = {"logits": tf.constant(logits, tf.float32)}
+    log_prob = likelihood.distribution(parameters).log_prob(x).numpy()
+    # -BCE = x log(sigmoid(l)) + (1 - x) log(1 - sigmoid(l)), in stable float64.
+    expected = -(x * np.logaddexp(0.0, -logits) + (1 - x) * np.logaddexp(0.0, logits))
+    np.testing.assert_allclose(log_prob, expected.sum((1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(likelihood.mean(parameters), 1 / (1 + np.exp(-logits)), atol=1e-7)
+
+
+@pytest.mark.parametrize("scale", ["predicted", "learned", 0.5])
+def test_normal_log_prob(scale):
+    keras.utils.set_random_seed(0)
+    likelihood = kv.likelihoods.Normal(scale=scale, min_scale=0.01)
+    likelihood.build((None, 8), (3, 2))
+    parameters = likelihood(np.random.normal(size=(4, 8)).astype("float32"))
+    loc = parameters["loc"].numpy().astype("float64")
+    sigma = parameters["scale"].numpy().astype("float64")
+    assert loc.shape == sigma.shape == (4, 3, 2)
+    if scale == "learned":
+        np.testing.assert_allclose(sigma, 1.01, rtol=1e-4)  # softplus(0.5413) + min_scale
+    elif scale == "predicted":
+        assert (sigma > 0.01).all() and np.ptp(sigma) > 0
+    else:
+        np.testing.assert_allclose(sigma, 0.5)
+    x = np.random.normal(size=(4, 3, 2)).astype("float32")
+    log_prob = likelihood.distribution(parameters).log_prob(x).numpy()
+    expected = -0.5 * np.log(2 * np.pi) - np.log(sigma) - 0.5 * ((x - loc) / sigma) ** 2
+    np.testing.assert_allclose(log_prob, expected.sum((1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(likelihood.mean(parameters), loc, rtol=1e-6)

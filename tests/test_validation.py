@@ -1,0 +1,158 @@
+"""Bad options and data raise `ValueError`s that quote what was received."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import tiny_vae
+
+import keras_vae as kv
+
+
+def make_vae(**kwargs):
+    return kv.VAE(kv.networks.MLP([4]), kv.networks.MLP([4]), **{"latent_dim": 2, **kwargs})
+
+
+def raises(*parts):
+    """Expects a `ValueError` whose message contains `parts`, in order."""
+    return pytest.raises(ValueError, match=".*".join(map(re.escape, parts)))
+
+
+@pytest.mark.parametrize("latent_dim", [0, -3, 2.5, "a", True, None])
+def test_latent_dim(latent_dim):
+    with raises(f"positive integer. Received: latent_dim={latent_dim!r}"):
+        make_vae(latent_dim=latent_dim)
+
+
+def test_objective():
+    with raises("one of ('elbo', 'iwae'). Received: objective='vae'"):
+        make_vae(objective="vae")
+
+
+@pytest.mark.parametrize("beta", [-0.5, "1", None])
+def test_beta(beta):
+    with raises(f"non-negative number. Received: beta={beta!r}"):
+        make_vae(beta=beta)
+
+
+def test_iwae_with_beta():
+    with raises("Expected `beta=1` with objective='iwae'", "Received: beta=0.5"):
+        make_vae(objective="iwae", beta=0.5)
+
+
+@pytest.mark.parametrize("num_samples", [0, -2, 1.5])
+def test_num_samples(num_samples):
+    with raises(f"positive integer. Received: num_samples={num_samples!r}"):
+        make_vae(num_samples=num_samples)
+
+
+def test_valid_options_at_their_bounds():
+    vae = make_vae(latent_dim=np.int64(1), beta=0, num_samples=1)
+    assert vae.latent_dim == 1
+    assert make_vae(objective="iwae", beta=1.0, num_samples=5).objective == "iwae"
+
+
+@pytest.fixture(scope="module")
+def built_vae():
+    keras.utils.set_random_seed(0)
+    return tiny_vae(data_shape=(6,))
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        lambda vae, x: vae.fit(x, verbose=0),
+        lambda vae, x: vae.evaluate(x, verbose=0),
+        lambda vae, x: vae.elbo(x),
+        lambda vae, x: vae.iwae_bound(x, 2),
+        lambda vae, x: vae.log_likelihood(x, 2),
+    ],
+    ids=["fit", "evaluate", "elbo", "iwae_bound", "log_likelihood"],
+)
+def test_data_shape(built_vae, method):
+    x = np.zeros((4, 5), "float32")
+    with raises("Expected data of shape (batch, 6) for this model. Received: data of shape (4, 5)"):
+        method(built_vae, x)
+
+
+def test_dataset_shape(built_vae):
+    dataset = tf.data.Dataset.from_tensor_slices(np.zeros((4, 2, 3), "float32")).batch(2)
+    with raises(
+        "Expected data of shape (batch, 6) for this model. Received: data of shape (None, 2, 3)."
+    ):
+        built_vae.fit(dataset, verbose=0)
+
+
+def test_unbuilt_model_builds_from_data():
+    vae = make_vae()
+    vae.compile(optimizer="adam")
+    vae.fit(np.zeros((4, 3, 2), "float32"), verbose=0)
+    assert vae.data_shape == (3, 2)
+    with raises("Expected data of shape (batch, 3, 2) for this model"):
+        vae.elbo(np.zeros((4, 6), "float32"))
+
+
+def test_bernoulli_data_outside_support_fit(built_vae):
+    x = np.linspace(-1.0, 2.0, 24, dtype="float32").reshape(4, 6)
+    with raises(
+        "Expected data in [0.0, 1.0] for the Bernoulli likelihood. Received: values in [-1.0, 2.0]."
+    ):
+        built_vae.fit(x, verbose=0)
+
+
+def test_bernoulli_data_outside_support_elbo(built_vae):
+    x = tf.fill((2, 6), 1.5)
+    with raises("Expected data in [0.0, 1.0] for the Bernoulli likelihood", "[1.5, 1.5]"):
+        built_vae.elbo(x)
+
+
+def test_continuous_bernoulli_data_outside_support():
+    vae = tiny_vae(likelihood=kv.likelihoods.ContinuousBernoulli())
+    with raises("for the ContinuousBernoulli likelihood. Received: values in [0.0, 3.0]"):
+        vae.elbo(np.full((1, 6), 3.0, "float32") * np.arange(2)[:, None])
+
+
+def test_normal_accepts_real_data():
+    vae = tiny_vae(likelihood=kv.likelihoods.Normal())
+    assert np.isfinite(vae.elbo(np.full((2, 6), -5.0, "float32"))).all()
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (
+            lambda: kv.likelihoods.Normal(scale="x"),
+            "Expected `scale` to be one of ('predicted', 'learned') or a positive float. "
+            "Received: scale='x'",
+        ),
+        (lambda: kv.likelihoods.Normal(scale=-1.0), "Received: scale=-1.0"),
+        (lambda: kv.likelihoods.Normal(scale=True), "Received: scale=True"),
+        (
+            lambda: kv.likelihoods.Normal(min_scale=-0.1),
+            "Expected `min_scale` to be non-negative. Received: min_scale=-0.1",
+        ),
+        (
+            lambda: kv.priors.MixtureOfNormals(0),
+            "Expected `num_components` to be a positive integer. Received: num_components=0",
+        ),
+        (lambda: kv.priors.VampPrior(2.0), "Received: num_components=2.0"),
+        (lambda: kv.posteriors.DiagonalNormal(min_scale=-1), "Received: min_scale=-1"),
+        (lambda: kv.posteriors.FullCovarianceNormal(min_scale=-1), "Received: min_scale=-1"),
+        (lambda: kv.networks.MLP([8, 0]), "Received: hidden_units=[8, 0]"),
+        (
+            lambda: kv.networks.ConvDecoder(image_size=(30, 30), filters=(8, 4)),
+            "Expected `image_size` to be (height, width), each divisible by 4. "
+            "Received: image_size=(30, 30)",
+        ),
+        (
+            lambda: kv.networks.ConvDecoder(image_size=(28, 28), filters=(8, 4, 2)),
+            "each divisible by 8. Received: image_size=(28, 28)",
+        ),
+        (lambda: kv.networks.ConvDecoder(image_size=(28,)), "Received: image_size=(28,)"),
+    ],
+)
+def test_family_arguments(make, message):
+    with raises(message):
+        make()
