@@ -259,7 +259,7 @@ def _builder(name, data_dir):
 def _image_feature(builder):
     features = builder.info.features
     feature = features["image"] if "image" in features else None
-    if not isinstance(feature, tfds.features.Image) or tf.as_dtype(feature.dtype) != tf.uint8:
+    if not isinstance(feature, tfds.features.Image) or feature.np_dtype != np.uint8:
         raise ValueError(
             f"Expected a TFDS dataset with an 'image' feature of uint8 pixels. "
             f"Received: name={builder.name!r} with features {features}"

@@ -1,6 +1,7 @@
 """`keras-vae evaluate`: ELBO, IWAE bounds and log p(x) of a trained run."""
 
 import json
+from pathlib import Path
 
 from keras_vae import data
 from keras_vae.evaluation import evaluate_bounds
@@ -22,6 +23,7 @@ def add_parser(subparsers):
     parser.add_argument("--max-examples", type=int, help="evaluate the first N examples only")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--output", help="also write the results to this JSON file")
     parser.add_argument("--manual-dir")
     parser.add_argument("--data-dir")
     parser.set_defaults(run=run)
@@ -52,6 +54,8 @@ def run(args):
         verbose=0 if args.json else 1,
     )
     results["split"] = args.split
+    if args.output:
+        run_dir.write_json(Path(args.output), results)
     if run_dir.metrics.exists():
         metrics = run_dir.read_json(run_dir.metrics)
         run_dir.write_json(run_dir.metrics, {**metrics, "evaluation": results})
