@@ -15,7 +15,7 @@ def evaluate_bounds(
     dataset,
     num_samples=5000,
     iwae_samples=(5, 50),
-    chunk_size=500,
+    chunk_size=1000,
     max_examples=None,
     verbose=1,
 ):

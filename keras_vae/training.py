@@ -6,6 +6,7 @@ import math
 import keras
 
 from keras_vae.callbacks import ImageGrids
+from keras_vae.distribute import BackupAndRestore
 from keras_vae.run_dir import RunDir
 
 __all__ = ["fit_run"]
@@ -62,7 +63,7 @@ def fit_run(
     """
     run_dir = RunDir(run_dir)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup_dir or run_dir.backup)),
+        BackupAndRestore(str(backup_dir or run_dir.backup)),
         keras.callbacks.TerminateOnNaN(),
     ]
     if is_chief:

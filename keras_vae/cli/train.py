@@ -92,10 +92,17 @@ def make_config(args):
         if getattr(config, name) < 1:
             flag = "--" + name.replace("_", "-")
             raise ValueError(f"{flag} must be positive; got {getattr(config, name)}.")
+    if config.jit_compile and config.strategy != "default":
+        # Keras compiles the whole replicated step, which XLA cannot place on several devices
+        # ("Trying to access resource ... located in device CPU:1") nor run CPU collectives in.
+        raise ValueError(
+            f"--jit-compile works with --strategy default only; got --strategy {config.strategy} "
+            "(TPUs compile with XLA anyway)."
+        )
     return config
 
 
-def check_run_dir(run_dir, config, is_chief):
+def check_run_dir(run_dir, config):
     """Refuses to mix runs: a finished run, or a different config, in the same folder."""
     if run_dir.metrics.exists():
         raise FileExistsError(
@@ -112,8 +119,6 @@ def check_run_dir(run_dir, config, is_chief):
                 f"{run_dir.root} holds a run with other settings ({', '.join(changed)}); "
                 "re-run with the same flags to resume it, or choose another --run-dir."
             )
-    elif is_chief:
-        run_dir.write_json(run_dir.config, dataclasses.asdict(config))
 
 
 def run(args):
@@ -121,7 +126,7 @@ def run(args):
     run_dir = RunDir(args.run_dir)
     strategy = distribute.get_strategy(config.strategy, num_cpu_replicas=config.num_cpu_replicas)
     worker = distribute.worker_info(strategy)
-    check_run_dir(run_dir, config, worker.is_chief)
+    check_run_dir(run_dir, config)
     keras.utils.set_random_seed(config.seed)
 
     load = dict(
@@ -131,6 +136,7 @@ def run(args):
         manual_dir=args.manual_dir,
         data_dir=args.data_dir,
     )
+    # Every worker shuffles with the same seed, so their shares of each global batch are disjoint.
     drop_remainder = config.strategy == "tpu"
     train_data = data.load(
         split="train",
@@ -148,6 +154,7 @@ def run(args):
         seed=config.seed + 1,
         **load,
     )
+    train_data, validation_data = map(distribute.shard_by_data, (train_data, validation_data))
     examples = next(iter(data.load(split="test", batch_size=32, seed=1, **load)))
 
     with strategy.scope():
@@ -160,6 +167,10 @@ def run(args):
             jit_compile=config.jit_compile,
             steps_per_execution=1,
         )
+    # Written only once the data loads and the model builds, so a mistyped flag leaves no
+    # half-started run behind that would refuse the corrected command.
+    if worker.is_chief and not run_dir.config.exists():
+        run_dir.write_json(run_dir.config, dataclasses.asdict(config))
     started = time.perf_counter()
     fit_run(
         vae,
