@@ -18,10 +18,20 @@ def python_example():
 
 def test_readme_python_example_runs(shared_data, tfds_data_dir, tmp_path):
     script = python_example() + "\nprint('log p(x)', float(log_px.numpy().mean()))\n"
-    env = {**os.environ, "KERAS_VAE_MANUAL_DIR": str(shared_data),
-           "TFDS_DATA_DIR": str(tfds_data_dir), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "KERAS_VAE_MANUAL_DIR": str(shared_data),
+        "TFDS_DATA_DIR": str(tfds_data_dir),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     log_likelihood = float(result.stdout.split("log p(x)")[-1])
     # 200 steps of AEVB on MNIST already get well above the untrained model's ~-543 nats.
