@@ -178,7 +178,8 @@ class VAE(keras.Model):
         if noise is None:
             noise = self.standard_normal((num_samples, tf.shape(x)[0], self.latent_dim))
         z = self.posterior.reparameterize(parameters, noise)  # (num_samples, batch, latent_dim)
-        log_likelihood = self.decode(z).log_prob(x)  # (num_samples, batch)
+        log_likelihood = self.likelihood.log_prob(self.likelihood_parameters(z), x)
+        # (num_samples, batch)
         posterior = self.posterior.distribution(parameters)
         prior = self.prior_distribution()
         reconstruction = tf.reduce_mean(log_likelihood, axis=0)

@@ -218,6 +218,9 @@ def test_bernoulli_log_prob_is_binary_cross_entropy():
     expected = -(x * np.logaddexp(0.0, -logits) + (1 - x) * np.logaddexp(0.0, logits))
     np.testing.assert_allclose(log_prob, expected.sum((1, 2)), rtol=1e-5)
     np.testing.assert_allclose(likelihood.mean(parameters), 1 / (1 + np.exp(-logits)), atol=1e-7)
+    # The family's fused log_prob, as the model calls it: samples of z broadcast against x.
+    samples = {"logits": tf.stack([parameters["logits"]] * 2)}  # (num_samples, batch, 3, 5)
+    np.testing.assert_allclose(likelihood.log_prob(samples, x), [log_prob] * 2, rtol=1e-6)
 
 
 @pytest.mark.parametrize("scale", ["predicted", "learned", 0.5])

@@ -40,5 +40,13 @@ class Bernoulli(Likelihood):
             reinterpreted_batch_ndims=len(self.event_shape),
         )
 
+    def log_prob(self, parameters, x):
+        # TFP's Bernoulli.log_prob, as one fused op: XLA compiles it into a faster step.
+        logits = parameters["logits"]
+        cross_entropy = tf.nn.sigmoid_cross_entropy_with_logits(
+            labels=tf.broadcast_to(x, tf.shape(logits)), logits=logits
+        )
+        return -tf.reduce_sum(cross_entropy, axis=list(range(-len(self.event_shape), 0)))
+
     def mean(self, parameters):
         return keras.ops.sigmoid(parameters["logits"])

@@ -20,6 +20,14 @@ class Likelihood(Family):
     def params_shape(self):
         return (*self.event_shape, self.num_params)
 
+    def log_prob(self, parameters, x):
+        """log p(x|z) summed over the event, shape `parameters`' batch shape.
+
+        Defaults to the distribution's `log_prob`; a family may override it
+        with a fused equivalent.
+        """
+        return self.distribution(parameters).log_prob(x)
+
     def mean(self, parameters):
         """The mean of p(x|z) as a tensor of shape `(batch, *event_shape)`."""
         raise NotImplementedError
