@@ -63,7 +63,8 @@ def fit_run(
     """
     run_dir = RunDir(run_dir)
     callbacks = [
-        BackupAndRestore(str(backup_dir or run_dir.backup)),
+        # Two alternating checkpoints: a kill while one is written leaves the other.
+        BackupAndRestore(str(backup_dir or run_dir.backup), double_checkpoint=True),
         keras.callbacks.TerminateOnNaN(),
     ]
     if is_chief:
@@ -84,6 +85,7 @@ def fit_run(
             callbacks.append(ImageGrids(run_dir.logs, examples))
     return vae.fit(
         train_data,
+        shuffle=False,  # the pipeline shuffles
         epochs=epochs,
         validation_data=validation_data,
         steps_per_epoch=steps_per_epoch,

@@ -19,11 +19,9 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory):
+def data_dir(tfds_data_dir):
     """A TFDS data dir with mnist prepared once, from the IDX files only."""
-    directory = tmp_path_factory.mktemp("tfds")
-    data.load("mnist", split="test", manual_dir=SHARED_DATA, data_dir=directory)
-    return directory
+    return tfds_data_dir
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow_probability as tfp
-from test_export_helpers import (
+from export_helpers import (
     KINDS,
     expected_outputs,
     exported,

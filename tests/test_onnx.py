@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from test_export_helpers import exported, make_run_dir, mnist, trained_vae
+from export_helpers import exported, make_run_dir, mnist, trained_vae
 
 from keras_vae.cli import main
 from keras_vae.export import compare_onnx, export_onnx, failures, run_onnx

@@ -11,7 +11,7 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 def python_example():
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    (example,) = [block for block in blocks if "kv.VAE(" in block and "vae.fit(" in block]
+    (example,) = [block for block in blocks if "encoder=kv.networks" in block]
     assert "epochs=10" in example
     return example.replace("epochs=10", "epochs=1, steps_per_epoch=200")
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from test_export_helpers import exported, mnist
+from export_helpers import exported, mnist
 
 from keras_vae.cli import main
 from keras_vae.export import (
