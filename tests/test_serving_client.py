@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from export_helpers import expected_outputs, exported, make_inputs, trained_vae
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2
-from export_helpers import expected_outputs, exported, make_inputs, trained_vae
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "saved_models" / "README.md"
