@@ -17,7 +17,6 @@ serves every dataset. A dataset that is neither prepared, nor in the manual fold
 downloadable raises `DatasetUnavailableError` naming the files and where to put them.
 """
 
-import numbers
 import os
 import socket
 import threading
@@ -28,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+
+from keras_vae.validation import is_integer
 
 __all__ = [
     "PREPROCESSING",
@@ -147,7 +148,7 @@ def splits(validation_size=0, available=("train", "test")):
     >>> splits(available=("train", "validation", "test"))
     {'train': 'train', 'validation': 'validation', 'test': 'test'}
     """
-    if not (_is_int(validation_size) and validation_size >= 0):
+    if not (is_integer(validation_size) and validation_size >= 0):
         raise ValueError(
             "Expected `validation_size` to be a non-negative integer. "
             f"Received: validation_size={validation_size!r}"
@@ -213,10 +214,6 @@ def write_binarized_mnist_amat(npz_path, folder):
     return paths
 
 
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
 def _check_arguments(name, preprocessing, batch_size, seed, validation_size):
     if preprocessing not in PREPROCESSING:
         raise ValueError(
@@ -234,12 +231,12 @@ def _check_arguments(name, preprocessing, batch_size, seed, validation_size):
             f"Expected preprocessing='static' for {name!r}, whose pixels are already a fixed "
             f"binarization. Received: preprocessing={preprocessing!r}"
         )
-    if batch_size is not None and not (_is_int(batch_size) and batch_size > 0):
+    if batch_size is not None and not (is_integer(batch_size) and batch_size > 0):
         raise ValueError(
             f"Expected `batch_size` to be a positive integer or None. "
             f"Received: batch_size={batch_size!r}"
         )
-    if not _is_int(seed):
+    if not is_integer(seed):
         raise ValueError(f"Expected `seed` to be an integer. Received: seed={seed!r}")
     splits(validation_size)  # Checks its type and sign.
 

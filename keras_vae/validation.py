@@ -5,21 +5,30 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["OBJECTIVES", "check_data", "check_options"]
+__all__ = ["OBJECTIVES", "check_data", "check_non_negative", "check_options", "check_positive_int"]
 
 OBJECTIVES = ("elbo", "iwae")
 
 
-def _is_positive_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+def is_integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_positive_int(name, value):
+    """Raises `ValueError` unless `value` is a positive integer."""
+    if not (is_integer(value) and value > 0):
+        raise ValueError(f"Expected `{name}` to be a positive integer. Received: {name}={value!r}")
+
+
+def check_non_negative(name, value):
+    """Raises `ValueError` unless `value` is a number >= 0."""
+    if not (isinstance(value, numbers.Real) and value >= 0):
+        raise ValueError(f"Expected `{name}` to be non-negative. Received: {name}={value!r}")
 
 
 def check_options(latent_dim, beta, num_samples, objective):
     """Raises `ValueError` for model options outside their domain."""
-    if not _is_positive_int(latent_dim):
-        raise ValueError(
-            f"Expected `latent_dim` to be a positive integer. Received: latent_dim={latent_dim!r}"
-        )
+    check_positive_int("latent_dim", latent_dim)
     if objective not in OBJECTIVES:
         raise ValueError(
             f"Expected `objective` to be one of {OBJECTIVES}. Received: objective={objective!r}"
@@ -31,11 +40,7 @@ def check_options(latent_dim, beta, num_samples, objective):
             "Expected `beta=1` with objective='iwae': beta weights the KL term of the ELBO, "
             f"which the IWAE bound does not have. Received: beta={beta!r}"
         )
-    if not _is_positive_int(num_samples):
-        raise ValueError(
-            "Expected `num_samples` to be a positive integer. "
-            f"Received: num_samples={num_samples!r}"
-        )
+    check_positive_int("num_samples", num_samples)
 
 
 def check_data(model, x):

@@ -4,6 +4,7 @@ import keras
 import tensorflow_probability as tfp
 
 from keras_vae.likelihoods.likelihood import Likelihood
+from keras_vae.validation import check_non_negative
 
 __all__ = ["Normal"]
 
@@ -41,10 +42,7 @@ class Normal(Likelihood):
                 f"Expected `scale` to be one of {SCALES} or a positive float. "
                 f"Received: scale={scale!r}"
             )
-        if not min_scale >= 0:
-            raise ValueError(
-                f"Expected `min_scale` to be non-negative. Received: min_scale={min_scale}"
-            )
+        check_non_negative("min_scale", min_scale)
         self.scale = scale
         self.min_scale = min_scale
         self.num_params = 2 if scale == "predicted" else 1

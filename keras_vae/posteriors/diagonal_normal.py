@@ -30,14 +30,6 @@ class DiagonalNormal(Posterior):
     (3, 2)
     """
 
-    def __init__(self, min_scale=1e-4, **kwargs):
-        super().__init__(**kwargs)
-        if not min_scale >= 0:
-            raise ValueError(
-                f"Expected `min_scale` to be non-negative. Received: min_scale={min_scale}"
-            )
-        self.min_scale = min_scale
-
     def params_shape(self):
         return (2 * self.event_size,)
 
@@ -50,6 +42,3 @@ class DiagonalNormal(Posterior):
 
     def reparameterize(self, parameters, noise):
         return parameters["loc"] + parameters["scale"] * noise
-
-    def get_config(self):
-        return {**super().get_config(), "min_scale": self.min_scale}

@@ -32,14 +32,6 @@ class FullCovarianceNormal(Posterior):
     (2, 3, 3)
     """
 
-    def __init__(self, min_scale=1e-4, **kwargs):
-        super().__init__(**kwargs)
-        if not min_scale >= 0:
-            raise ValueError(
-                f"Expected `min_scale` to be non-negative. Received: min_scale={min_scale}"
-            )
-        self.min_scale = min_scale
-
     def params_shape(self):
         size = self.event_size
         return (size + size * (size + 1) // 2,)
@@ -61,6 +53,3 @@ class FullCovarianceNormal(Posterior):
     def reparameterize(self, parameters, noise):
         # (..., batch, latent_dim): L @ noise for each sample.
         return parameters["loc"] + tf.linalg.matvec(parameters["scale_tril"], noise)
-
-    def get_config(self):
-        return {**super().get_config(), "min_scale": self.min_scale}

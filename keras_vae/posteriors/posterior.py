@@ -1,6 +1,7 @@
 """The base class of posterior families q(z|x)."""
 
 from keras_vae.family import Family
+from keras_vae.validation import check_non_negative
 
 __all__ = ["Posterior"]
 
@@ -12,7 +13,19 @@ class Posterior(Family):
     from standard-normal noise: `reparameterize(parameters, noise)` is a
     deterministic function of `noise`, so gradients flow through it and
     exported graphs can take the noise as an input.
+
+    Args:
+        min_scale: Lower bound of the scales (standard deviations), which
+            keeps `log_prob` finite.
     """
+
+    def __init__(self, min_scale=1e-4, **kwargs):
+        super().__init__(**kwargs)
+        check_non_negative("min_scale", min_scale)
+        self.min_scale = min_scale
+
+    def get_config(self):
+        return {**super().get_config(), "min_scale": self.min_scale}
 
     def reparameterize(self, parameters, noise):
         """Maps `noise ~ N(0, I)` of shape `(..., batch, latent_dim)` to z."""

@@ -4,6 +4,7 @@ import keras
 import tensorflow_probability as tfp
 
 from keras_vae.priors.prior import Prior
+from keras_vae.validation import check_positive_int
 
 __all__ = ["MixtureOfNormals"]
 
@@ -31,11 +32,7 @@ class MixtureOfNormals(Prior):
 
     def __init__(self, num_components=10, min_scale=1e-3, **kwargs):
         super().__init__(**kwargs)
-        if not (isinstance(num_components, int) and num_components > 0):
-            raise ValueError(
-                "Expected `num_components` to be a positive integer. "
-                f"Received: num_components={num_components!r}"
-            )
+        check_positive_int("num_components", num_components)
         self.num_components = num_components
         self.min_scale = min_scale
 

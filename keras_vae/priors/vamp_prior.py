@@ -5,6 +5,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_vae.priors.prior import Prior
+from keras_vae.validation import check_positive_int
 
 __all__ = ["VampPrior"]
 
@@ -38,11 +39,7 @@ class VampPrior(Prior):
         self, num_components=500, pseudo_input_mean=0.05, pseudo_input_stddev=0.01, **kwargs
     ):
         super().__init__(**kwargs)
-        if not (isinstance(num_components, int) and num_components > 0):
-            raise ValueError(
-                "Expected `num_components` to be a positive integer. "
-                f"Received: num_components={num_components!r}"
-            )
+        check_positive_int("num_components", num_components)
         self.num_components = num_components
         self.pseudo_input_mean = pseudo_input_mean
         self.pseudo_input_stddev = pseudo_input_stddev
