@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_vae.images import image_grid, to_images
+from keras_vae.images import image_grid, interleave, to_images
 
 __all__ = ["ImageGrids"]
 
@@ -40,7 +40,7 @@ class ImageGrids(keras.callbacks.Callback):
         originals = to_images(self.examples, shape)
         reconstructions = to_images(self.model.reconstruct(self.examples), shape)
         # Originals and reconstructions side by side, one pair per row of two.
-        pairs = np.stack([originals, reconstructions], axis=1).reshape(-1, *originals.shape[1:])
+        pairs = interleave(originals, reconstructions)
         with self.writer.as_default(step=epoch):
             tf.summary.image("samples", image_grid(samples)[None])
             tf.summary.image("reconstructions", image_grid(pairs, columns=8)[None])

@@ -12,7 +12,7 @@ preprocessing named explicitly:
 
 Offline, TFDS reads a dataset's original files from a manual folder (`manual_dir=` or the
 `KERAS_VAE_MANUAL_DIR` environment variable): either the folder itself or its subfolder named
-after the dataset, so one root such as `shared/data/` (holding `mnist/`, `fashion_mnist/`, ...)
+after the dataset, so one root folder holding `mnist/`, `fashion_mnist/`, ...
 serves every dataset. A dataset that is neither prepared, nor in the manual folder, nor
 downloadable raises `DatasetUnavailableError` naming the files and where to put them.
 """
@@ -181,10 +181,10 @@ def image_shape(name):
 def write_binarized_mnist_amat(npz_path, folder):
     """Writes the original `binarized_mnist_{train,valid,test}.amat` files from an `.npz`.
 
-    The `.npz` holds uint8 arrays `train`, `valid` and `test` of shape `(N, 784)` (see
-    `shared/data/binarized_mnist/README.md`). Each line of an `.amat` file is one image: 784
-    `0`/`1` characters separated by spaces. The output is byte-identical to the files whose
-    checksums TFDS records, so TFDS accepts the folder as `manual_dir`.
+    The `.npz` holds uint8 arrays `train`, `valid` and `test` of shape `(N, 784)`, values 0
+    and 1, row i being line i of the matching `.amat` file. Each line of an `.amat` file is
+    one image: 784 `0`/`1` characters separated by spaces. The output is byte-identical to
+    the files whose checksums TFDS records, so TFDS accepts the folder as `manual_dir`.
 
     Args:
         npz_path: Path of the `.npz` file.

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-__all__ = ["image_grid", "to_images"]
+__all__ = ["image_grid", "interleave", "to_images"]
 
 
 def to_images(x, data_shape):
@@ -43,3 +43,14 @@ def image_grid(images, columns=None):
     padded[:count] = images
     grid = padded.reshape(rows, columns, height, width, channels).swapaxes(1, 2)
     return grid.reshape(rows * height, columns * width, channels)
+
+
+def interleave(originals, reconstructions):
+    """`[o_0, r_0, o_1, r_1, ...]`: each example followed by its reconstruction.
+
+    Example:
+
+    >>> interleave(np.zeros((3, 2, 2, 1)), np.ones((3, 2, 2, 1)))[:, 0, 0, 0].tolist()
+    [0.0, 1.0, 0.0, 1.0, 0.0, 1.0]
+    """
+    return np.stack([originals, reconstructions], axis=1).reshape(-1, *originals.shape[1:])

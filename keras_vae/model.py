@@ -148,13 +148,18 @@ class VAE(keras.Model):
 
     # === Bounds ===
 
+    def stateless_seed(self, seed=None):
+        """An int32 seed pair for stateless ops: from `seed`, or the next of the model's."""
+        seed = self.seed_generator.next() if seed is None else tf.constant([0, seed], tf.int64)
+        return tf.cast(tf.math.floormod(seed, tf.int32.max - 1), tf.int32)
+
     def standard_normal(self, shape):
         """Noise for the reparameterization, drawn from the model's seed generator.
 
         Under a `tf.distribute` strategy each replica folds its id into the
         seed, so replicas never draw the same noise.
         """
-        seed = tf.cast(tf.math.floormod(self.seed_generator.next(), tf.int32.max - 1), tf.int32)
+        seed = self.stateless_seed()
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:
             replica = tf.distribute.get_replica_context().replica_id_in_sync_group
             seed = tf.random.experimental.stateless_fold_in(seed, replica)
@@ -174,6 +179,7 @@ class VAE(keras.Model):
             A dict of `(batch,)` tensors `elbo`, `reconstruction` and `kl`, and
             `log_weights` of shape `(num_samples, batch)` when asked for.
         """
+        x = tf.cast(x, self.compute_dtype)  # log p(x|z) needs x in the model's dtype
         parameters = self.posterior_parameters(x)
         if noise is None:
             noise = self.standard_normal((num_samples, tf.shape(x)[0], self.latent_dim))
@@ -183,10 +189,12 @@ class VAE(keras.Model):
         posterior = self.posterior.distribution(parameters)
         prior = self.prior_distribution()
         reconstruction = tf.reduce_mean(log_likelihood, axis=0)
-        kl = objectives.kl_divergence(posterior, prior, z)
+        # Computed once when the log-weights need it, and reused by a Monte Carlo KL.
+        log_ratio = objectives.log_density_ratio(posterior, prior, z) if log_weights else None
+        kl = objectives.kl_divergence(posterior, prior, z, log_ratio=log_ratio)
         terms = {"elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
         if log_weights:
-            terms["log_weights"] = objectives.log_weights(log_likelihood, posterior, prior, z)
+            terms["log_weights"] = log_likelihood - log_ratio
         return terms
 
     def elbo(self, x, num_samples=1):
@@ -195,8 +203,7 @@ class VAE(keras.Model):
 
     def iwae_bound(self, x, num_samples):
         """Per-example IWAE bound with k = `num_samples`, `(batch,)`."""
-        x = check_data(self, x)
-        return objectives.iwae_bound(self.terms(x, num_samples, log_weights=True)["log_weights"])
+        return self.log_likelihood(x, num_samples, chunk_size=num_samples)
 
     def log_likelihood(self, x, num_samples=5000, chunk_size=1000):
         """Importance-sampled estimate of log p(x), `(batch,)`.
@@ -219,15 +226,17 @@ class VAE(keras.Model):
 
     # === Generation ===
 
+    def decode_mean(self, z):
+        """The mean of p(x|z) as a tensor, for latents of shape `(..., latent_dim)`."""
+        return self.likelihood.mean(self.likelihood_parameters(z))
+
     def reconstruct(self, x):
         """The mean of p(x|z) at the mean of q(z|x)."""
-        latent = self.posterior_parameters(x)["loc"]
-        return self.likelihood.mean(self.likelihood_parameters(latent))
+        return self.decode_mean(self.posterior_parameters(x)["loc"])
 
     def sample(self, num, seed=None, mean=False):
         """Generates `num` examples: z ~ p(z), then x ~ p(x|z) (or its mean)."""
-        seed = self.seed_generator.next() if seed is None else tf.constant([0, seed])
-        prior_seed, likelihood_seed = tf.unstack(tf.random.split(tf.cast(seed, tf.int32)))
+        prior_seed, likelihood_seed = tf.unstack(tf.random.split(self.stateless_seed(seed)))
         z = self.prior_distribution().sample(num, seed=prior_seed)
         parameters = self.likelihood_parameters(z)
         if mean:

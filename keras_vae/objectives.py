@@ -14,7 +14,7 @@ import math
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-__all__ = ["bits_per_dim", "has_closed_form_kl", "iwae_bound", "kl_divergence", "log_weights"]
+__all__ = ["bits_per_dim", "has_closed_form_kl", "iwae_bound", "kl_divergence", "log_density_ratio"]
 
 tfd = tfp.distributions
 
@@ -28,7 +28,15 @@ def has_closed_form_kl(posterior, prior):
     return True
 
 
-def kl_divergence(posterior, prior, samples):
+def log_density_ratio(posterior, prior, samples):
+    """log q(z|x) - log p(z) at `samples`, `(num_samples, batch)`.
+
+    The importance log-weights are `log p(x|z) - log_ratio`.
+    """
+    return posterior.log_prob(samples) - prior.log_prob(samples)
+
+
+def kl_divergence(posterior, prior, samples, log_ratio=None):
     """KL(q || p) per example: in closed form where one exists, else Monte Carlo.
 
     Args:
@@ -36,6 +44,7 @@ def kl_divergence(posterior, prior, samples):
         prior: p(z).
         samples: Reparameterized draws from `posterior`, `(num_samples, batch, latent_dim)`;
             the Monte Carlo estimate averages `log q(z) - log p(z)` over them.
+        log_ratio: That log-ratio at `samples`, if already computed.
 
     Returns:
         A `(batch,)` tensor, in nats.
@@ -50,12 +59,9 @@ def kl_divergence(posterior, prior, samples):
     try:
         return tfd.kl_divergence(posterior, prior)
     except NotImplementedError:
-        return tf.reduce_mean(posterior.log_prob(samples) - prior.log_prob(samples), axis=0)
-
-
-def log_weights(log_likelihood, posterior, prior, samples):
-    """Importance log-weights log p(x|z) + log p(z) - log q(z|x), `(num_samples, batch)`."""
-    return log_likelihood + prior.log_prob(samples) - posterior.log_prob(samples)
+        if log_ratio is None:
+            log_ratio = log_density_ratio(posterior, prior, samples)
+        return tf.reduce_mean(log_ratio, axis=0)
 
 
 def iwae_bound(log_weights):
@@ -71,7 +77,7 @@ def iwae_bound(log_weights):
 
 
 def bits_per_dim(log_likelihood, num_dims):
-    """Converts log-likelihoods in nats to negative bits per data dimension.
+    """Converts log-likelihoods in nats to bits per data dimension, -log2 p(x) / num_dims.
 
     Example:
 

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 
-from keras_vae.images import image_grid, to_images  # noqa: E402
+from keras_vae.images import image_grid, interleave, to_images  # noqa: E402
 
 __all__ = ["latents", "manifold", "reconstructions", "samples", "save_grid", "traversals"]
 
@@ -40,8 +40,7 @@ def reconstructions(vae, x, path):
     """Each example beside its reconstruction, 4 pairs per row."""
     originals = to_images(x, vae.data_shape)
     rebuilt = to_images(vae.reconstruct(x), vae.data_shape)
-    pairs = np.stack([originals, rebuilt], axis=1).reshape(-1, *originals.shape[1:])
-    save_grid(pairs, path, columns=8)
+    save_grid(interleave(originals, rebuilt), path, columns=8)
 
 
 def manifold(vae, path, size=20):
@@ -53,7 +52,7 @@ def manifold(vae, path, size=20):
         )
     quantiles = tfp.distributions.Normal(0.0, 1.0).quantile(np.linspace(0.05, 0.95, size))
     grid = np.stack(np.meshgrid(quantiles, quantiles[::-1]), axis=-1).reshape(-1, 2)
-    means = vae.likelihood.mean(vae.likelihood_parameters(tf.constant(grid, tf.float32)))
+    means = vae.decode_mean(tf.constant(grid, tf.float32))
     save_grid(to_images(means, vae.data_shape), path, columns=size)
 
 
@@ -65,7 +64,7 @@ def traversals(vae, x, path, num_dims=10, steps=11, extent=3.0):
     z = np.repeat(loc[None, None], dims, 0).repeat(steps, 1)  # (dims, steps, latent_dim)
     for dim in range(dims):
         z[dim, :, dim] = np.linspace(-extent, extent, steps)
-    means = vae.likelihood.mean(vae.likelihood_parameters(tf.constant(z, tf.float32)))
+    means = vae.decode_mean(tf.constant(z, tf.float32))
     images = to_images(np.reshape(means, (dims * steps, *vae.data_shape)), vae.data_shape)
     save_grid(images, path, columns=steps)
 

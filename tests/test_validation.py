@@ -138,6 +138,7 @@ def test_normal_accepts_real_data():
             "Expected `num_components` to be a positive integer. Received: num_components=0",
         ),
         (lambda: kv.priors.VampPrior(2.0), "Received: num_components=2.0"),
+        (lambda: kv.priors.MixtureOfNormals(min_scale=-0.5), "Received: min_scale=-0.5"),
         (lambda: kv.posteriors.DiagonalNormal(min_scale=-1), "Received: min_scale=-1"),
         (lambda: kv.posteriors.FullCovarianceNormal(min_scale=-1), "Received: min_scale=-1"),
         (lambda: kv.networks.MLP([8, 0]), "Received: hidden_units=[8, 0]"),

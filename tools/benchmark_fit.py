@@ -1,6 +1,6 @@
 """Benchmarks `keras_vae.VAE.fit` against a VAE in the keras.io example's structure.
 
-The requirement: in the same run, `fit` on the AEVB MNIST model (MLP 784-500-20,
+It measures, in the same run, whether `fit` on the AEVB MNIST model (MLP 784-500-20,
 tanh, Bernoulli, batch 100, numpy arrays in) is at least as fast as a VAE written
 like the keras.io "Variational AutoEncoder" example (an encoder Model ending in a
 `Sampling` layer, a sigmoid decoder Model, binary cross-entropy and the closed-form

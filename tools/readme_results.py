@@ -3,8 +3,8 @@
     python tools/readme_results.py --run-dir runs/aevb-mnist --figures-dir tools/figures
 
 writes `<preset>-samples.png` and `<preset>-reconstructions.png` into the figures folder and
-prints one JSON object: the run's settings, its test metrics, the evaluation bounds (from
-`evaluation.json`, or the newest `keras-vae evaluate` results in `metrics.json`), and the
+prints one JSON object: the run's settings, its test metrics, the evaluation bounds (from the
+`--evaluation` file, else the newest `keras-vae evaluate` results in `metrics.json`), and the
 README table row built from them.
 """
 

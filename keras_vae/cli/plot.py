@@ -20,19 +20,21 @@ def add_parser(subparsers):
     parser.set_defaults(run=run)
 
 
-def test_examples(config, args, count):
+def test_examples(config, args, count, with_labels):
+    """The first `count` test examples, and their labels (None unless asked for)."""
     dataset = data.load(
         config["dataset"],
         split="test",
         preprocessing=config["preprocessing"],
         batch_size=count,
         seed=1,
-        with_labels=True,
+        with_labels=with_labels,
         manual_dir=args.manual_dir,
         data_dir=args.data_dir,
     )
-    x, labels = next(iter(dataset))
-    return np.asarray(x), np.asarray(labels)
+    batch = next(iter(dataset))
+    x, labels = batch if with_labels else (batch, None)
+    return np.asarray(x), labels
 
 
 def run(args):
@@ -44,7 +46,7 @@ def run(args):
     else:
         config = run_dir.read_json(run_dir.config)
         count = {"latents": 2000, "traversals": 1}.get(args.kind, args.num)
-        x, labels = test_examples(config, args, count)
+        x, labels = test_examples(config, args, count, with_labels=args.kind == "latents")
         if args.kind == "reconstructions":
             plots.reconstructions(vae, x, args.output)
         elif args.kind == "traversals":

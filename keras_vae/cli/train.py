@@ -9,6 +9,7 @@ from keras_vae import data, distribute
 from keras_vae.presets import PRESETS, get_preset
 from keras_vae.run_dir import RunDir
 from keras_vae.training import fit_run
+from keras_vae.validation import OBJECTIVES
 
 __all__ = ["RunConfig", "add_parser", "run"]
 
@@ -42,7 +43,7 @@ def add_parser(subparsers):
     parser.add_argument("--batch-size", type=int, help="global batch size (default: the preset's)")
     parser.add_argument("--learning-rate", type=float, help="Adam's (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--objective", choices=("elbo", "iwae"), default="elbo")
+    parser.add_argument("--objective", choices=OBJECTIVES, default="elbo")
     parser.add_argument("--num-samples", type=int, default=1, help="samples of z per example")
     parser.add_argument(
         "--validation-size",

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_vae.validation import is_integer
+
 __all__ = ["MLP"]
 
 
@@ -25,8 +27,8 @@ class MLP(keras.layers.Layer):
 
     def __init__(self, hidden_units, activation="relu", **kwargs):
         super().__init__(**kwargs)
-        hidden_units = list(hidden_units)
-        if not all(isinstance(units, int) and units > 0 for units in hidden_units):
+        hidden_units = [int(units) if is_integer(units) else units for units in hidden_units]
+        if not all(is_integer(units) and units > 0 for units in hidden_units):
             raise ValueError(
                 "Expected `hidden_units` to be positive integers. "
                 f"Received: hidden_units={hidden_units!r}"

@@ -4,7 +4,7 @@ import keras
 import tensorflow_probability as tfp
 
 from keras_vae.priors.prior import Prior
-from keras_vae.validation import check_positive_int
+from keras_vae.validation import check_non_negative, check_positive_int
 
 __all__ = ["MixtureOfNormals"]
 
@@ -33,6 +33,7 @@ class MixtureOfNormals(Prior):
     def __init__(self, num_components=10, min_scale=1e-3, **kwargs):
         super().__init__(**kwargs)
         check_positive_int("num_components", num_components)
+        check_non_negative("min_scale", min_scale)
         self.num_components = num_components
         self.min_scale = min_scale
 
