@@ -36,6 +36,7 @@ __all__ = [
     "image_shape",
     "load",
     "splits",
+    "take",
     "write_binarized_mnist_amat",
 ]
 
@@ -125,6 +126,14 @@ def load(
         )
     dataset = builder.as_dataset(split=split_names[split], shuffle_files=False)
     return _pipeline(dataset, preprocessing, batch_size, shuffle, seed, drop_remainder, with_labels)
+
+
+def take(name, count, split="test", **kwargs):
+    """The first `count` examples of a split as one batch, e.g. for figures and checks.
+
+    `kwargs` are those of `load`; the result is what one batch of `load` yields.
+    """
+    return next(iter(load(name, split=split, batch_size=count, **kwargs)))
 
 
 def splits(validation_size=0, available=("train", "test")):

@@ -35,6 +35,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_vae.validation import is_integer
+
 __all__ = [
     "STRATEGIES",
     "BackupAndRestore",
@@ -80,7 +82,9 @@ def get_strategy(name="default", num_cpu_replicas=None, tpu=None):
     """
     if name not in STRATEGIES:
         raise ValueError(f"Expected `name` to be one of {STRATEGIES}. Received: name={name!r}")
-    if num_cpu_replicas is not None and (name != "mirrored" or not _is_positive(num_cpu_replicas)):
+    if num_cpu_replicas is not None and (
+        name != "mirrored" or not (is_integer(num_cpu_replicas) and num_cpu_replicas > 0)
+    ):
         raise ValueError(
             "Expected `num_cpu_replicas` to be a positive integer, with the 'mirrored' "
             f"strategy only. Received: name={name!r}, num_cpu_replicas={num_cpu_replicas!r}"
@@ -98,10 +102,6 @@ def get_strategy(name="default", num_cpu_replicas=None, tpu=None):
         return tf.distribute.MultiWorkerMirroredStrategy()
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver.connect(tpu=tpu)
     return tf.distribute.TPUStrategy(resolver)
-
-
-def _is_positive(value):
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 def _logical_cpus(num):

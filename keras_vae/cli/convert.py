@@ -112,15 +112,15 @@ def load_examples(data, data_shape, split, count, args, path=None):
 
         if not data or not data.get("dataset"):
             raise ValueError("No dataset is recorded for this model; pass --data FILE.npy.")
-        batches = datasets.load(
+        x = datasets.take(
             data["dataset"],
+            count,
             split=split,
             preprocessing=data["preprocessing"],
-            batch_size=count,
             manual_dir=args.manual_dir,
             data_dir=args.data_dir,
         )
-        x = next(iter(batches)).numpy().astype(np.float32)
+        x = x.numpy().astype(np.float32)
         source = f"{data['dataset']} {split}"
     if tuple(x.shape[1:]) != tuple(data_shape):
         shape = ", ".join(map(str, data_shape))

@@ -22,17 +22,15 @@ def add_parser(subparsers):
 
 def test_examples(config, args, count, with_labels):
     """The first `count` test examples, and their labels (None unless asked for)."""
-    dataset = data.load(
+    batch = data.take(
         config["dataset"],
-        split="test",
+        count,
         preprocessing=config["preprocessing"],
-        batch_size=count,
         seed=1,
         with_labels=with_labels,
         manual_dir=args.manual_dir,
         data_dir=args.data_dir,
     )
-    batch = next(iter(dataset))
     x, labels = batch if with_labels else (batch, None)
     return np.asarray(x), labels
 

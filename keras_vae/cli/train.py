@@ -156,7 +156,7 @@ def run(args):
         **load,
     )
     train_data, validation_data = map(distribute.shard_by_data, (train_data, validation_data))
-    examples = next(iter(data.load(split="test", batch_size=32, seed=1, **load)))
+    examples = data.take(count=32, seed=1, **load)
 
     with strategy.scope():
         vae = get_preset(config.preset).build_model(

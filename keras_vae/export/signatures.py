@@ -46,10 +46,6 @@ class Signature:
         self.function = function
         self.input_specs = list(input_specs)
 
-    @property
-    def input_names(self):
-        return [spec.name for spec in self.input_specs]
-
     def __repr__(self):
         inputs = ", ".join(f"{spec.name}: {tuple(spec.shape)}" for spec in self.input_specs)
         return f"Signature({self.name}({inputs}))"
