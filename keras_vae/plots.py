@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tensorflow_probability as tfp  # noqa: E402
 
+from keras_vae import files  # noqa: E402
 from keras_vae.images import image_grid, interleave, to_images  # noqa: E402
 
 __all__ = ["latents", "manifold", "reconstructions", "samples", "save_grid", "traversals"]
@@ -25,10 +26,11 @@ def save_grid(images, path, columns=None, scale=2):
     """Writes `(n, h, w, c)` images in [0, 1] as one PNG grid."""
     grid = image_grid(images, columns)
     grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
-    if grid.shape[-1] == 1:
-        plt.imsave(path, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
-    else:
-        plt.imsave(path, grid)
+    with files.atomic_path(path) as partial:
+        if grid.shape[-1] == 1:
+            plt.imsave(partial, grid[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+        else:
+            plt.imsave(partial, grid)
 
 
 def samples(vae, path, num=64, seed=0, mean=True):
@@ -81,5 +83,6 @@ def latents(vae, x, labels, path):
     axis.legend(*scatter.legend_elements(), title="label", loc="best", fontsize="small")
     axis.set_xlabel("principal axis 1" if loc.shape[1] > 2 else "z_1")
     axis.set_ylabel("principal axis 2" if loc.shape[1] > 2 else "z_2")
-    figure.savefig(path)
+    with files.atomic_path(path) as partial:
+        figure.savefig(partial)
     plt.close(figure)

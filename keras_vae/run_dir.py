@@ -2,8 +2,9 @@
 
 import dataclasses
 import json
-import os
 from pathlib import Path
+
+from keras_vae import files
 
 __all__ = ["RunDir"]
 
@@ -40,12 +41,10 @@ class RunDir:
             )
         return json.loads(path.read_text())
 
-    def write_json(self, path, data):
-        """Writes atomically: a reader never sees half a file."""
+    def write_json(self, path, data, fault=None):
+        """Writes atomically (`keras_vae.files`): a reader never sees half a file."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(path.suffix + ".partial")
-        partial.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-        os.replace(partial, path)
+        files.write_json(path, data, fault)
 
     def load_model(self):
         """The trained model saved in this run."""
