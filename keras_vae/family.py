@@ -4,6 +4,8 @@ import math
 
 import keras
 
+from keras_vae.trainable import freeze_if_not_trainable
+
 __all__ = ["Family"]
 
 
@@ -36,6 +38,7 @@ class Family(keras.layers.Layer):
         self.projection = keras.layers.Dense(units, name="projection")
         in_dim = features_shape[-1] if self.flatten is None else math.prod(features_shape[1:])
         self.projection.build((None, in_dim))
+        freeze_if_not_trainable(self)
 
     def call(self, features):
         if self.flatten is not None:

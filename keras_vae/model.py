@@ -8,7 +8,8 @@ from keras_vae import distribute, objectives
 from keras_vae.likelihoods import Bernoulli
 from keras_vae.posteriors import DiagonalNormal
 from keras_vae.priors import StandardNormal
-from keras_vae.validation import check_data, check_options
+from keras_vae.trainable import freeze_if_not_trainable
+from keras_vae.validation import check_data, check_finite_weights, check_options
 
 __all__ = ["VAE"]
 
@@ -111,6 +112,7 @@ class VAE(keras.Model):
             self.likelihood.build(features, self.data_shape)
         if not self.prior.built:
             self.prior.build(self.latent_dim, self.data_shape)
+        freeze_if_not_trainable(self)
 
     def call(self, inputs):
         return self.reconstruct(inputs)
@@ -293,6 +295,17 @@ class VAE(keras.Model):
         return super().evaluate(check_data(self, x), *args, **kwargs)
 
     # === Serialization ===
+
+    def save(self, filepath, *args, **kwargs):
+        check_finite_weights(self)
+        return super().save(filepath, *args, **kwargs)
+
+    def export(self, filepath, format="tf_saved_model", input_signature=None, **kwargs):
+        check_finite_weights(self)
+        if input_signature is None and self.built:
+            # Keras infers it from a first call, which neither `fit` nor `build` makes.
+            input_signature = [tf.TensorSpec((None, *self.data_shape), tf.float32)]
+        return super().export(filepath, format=format, input_signature=input_signature, **kwargs)
 
     def get_config(self):
         return {

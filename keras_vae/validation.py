@@ -5,7 +5,14 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["OBJECTIVES", "check_data", "check_non_negative", "check_options", "check_positive_int"]
+__all__ = [
+    "OBJECTIVES",
+    "check_data",
+    "check_finite_weights",
+    "check_non_negative",
+    "check_options",
+    "check_positive_int",
+]
 
 OBJECTIVES = ("elbo", "iwae")
 
@@ -80,3 +87,36 @@ def check_data(model, x):
                 f"Received: values in [{low}, {high}]."
             )
     return x
+
+
+def check_finite_weights(model):
+    """Raises `ValueError` if a floating-point weight of `model` holds NaN or infinity.
+
+    Export, conversion and saving call it, so a diverged model is never
+    published. `model` is anything with `variables`: a Keras model or layer,
+    or a SavedModel loaded with `tf.saved_model.load`.
+
+    Example:
+
+    >>> import keras
+    >>> layer = keras.layers.Dense(2, name="dense")
+    >>> layer.build((None, 3))
+    >>> _ = layer.bias.assign([0.0, float("nan")])
+    >>> check_finite_weights(layer)
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected a model with finite weights. Received: NaN or infinity in dense/bias \
+(1 of 2 weights).
+    """
+    variables = list(getattr(model, "variables", ()))
+    # A loaded SavedModel holds its variables in its signatures' functions.
+    for function in getattr(model, "signatures", {}).values():
+        variables += function.variables
+    unique = {id(v): v for v in variables}.values()
+    weights = [v for v in unique if tf.as_dtype(v.dtype).is_floating]
+    bad = [getattr(v, "path", v.name) for v in weights if not np.isfinite(np.asarray(v)).all()]
+    if bad:
+        raise ValueError(
+            "Expected a model with finite weights. Received: NaN or infinity in "
+            f"{', '.join(bad)} ({len(bad)} of {len(weights)} weights)."
+        )

@@ -1,5 +1,6 @@
 """SavedModel export: signatures served by TensorFlow alone, versions, atomicity, model card."""
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -8,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import tensorflow_probability as tfp
 from export_helpers import (
     KINDS,
@@ -183,3 +185,106 @@ def test_cli_reports_a_missing_run_on_one_line(tmp_path, capsys):
     assert code == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "config.json" in error
+
+
+def _diverged_vae():
+    """A small built VAE with a NaN in its decoder's kernel."""
+    vae = kv.VAE(kv.networks.MLP([4]), kv.networks.MLP([4]), latent_dim=2)
+    vae.build((None, 3))
+    kernel = vae.decoder.dense_layers[0].kernel
+    kernel.assign(np.where(np.eye(*kernel.shape) > 0, np.nan, kernel.numpy()))
+    return vae
+
+
+def test_models_with_non_finite_weights_are_refused(tmp_path):
+    vae = _diverged_vae()
+    message = r"finite weights\. Received: NaN or infinity in vae\w*/mlp\w*/dense_0/kernel \(1 of"
+    with pytest.raises(ValueError, match=message):
+        export_saved_model(vae, tmp_path / "saved")
+    with pytest.raises(ValueError, match=message):
+        kv.export.export_onnx(vae, tmp_path / "onnx")
+    with pytest.raises(ValueError, match=message):
+        vae.save(tmp_path / "model.keras")
+    with pytest.raises(ValueError, match=message):
+        vae.export(tmp_path / "keras")
+    assert [path.name for path in tmp_path.rglob("*")] == []
+    # A SavedModel written around the check: conversion refuses it.
+    archive, _ = kv.export.build_archive(vae, ["encode", "decode"])
+    archive.write_out(str(tmp_path / "1"), verbose=False)
+    with pytest.raises(ValueError, match="NaN or infinity in .*kernel"):
+        kv.export.convert_saved_model(tmp_path / "1")
+
+
+def test_cli_refuses_to_export_or_convert_a_diverged_model_on_one_line(tmp_path, capsys):
+    run_dir = make_run_dir(tmp_path / "run")
+    keras.Model.save(_diverged_vae(), run_dir / "model.keras")  # as a diverged run left it
+    code = main(["export", "--run-dir", str(run_dir), "--model-dir", str(tmp_path / "saved")])
+    error = capsys.readouterr().err
+    assert code == 2 and error.count("\n") == 1 and "finite weights" in error
+    assert not (tmp_path / "saved" / "1").exists()
+    vae = _diverged_vae()
+    archive, described = kv.export.build_archive(vae, ["encode", "decode"])
+    version = tmp_path / "saved" / "1"
+    archive.write_out(str(version), verbose=False)
+    card = kv.export.make_model_card(vae, described)
+    (version / "assets" / "model_card.json").write_text(json.dumps(card))
+    np.save(tmp_path / "x.npy", np.zeros((4, 3), np.float32))
+    output = tmp_path / "vae.tflite"
+    args = ["convert", "--saved-model", str(version), "--output", str(output)]
+    assert main([*args, "--data", str(tmp_path / "x.npy")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "finite weights" in error
+    assert not output.exists()
+
+
+def test_keras_export_works_right_after_fit(tmp_path):
+    keras.utils.set_random_seed(0)
+    vae = kv.VAE(kv.networks.MLP([4]), kv.networks.MLP([4]), latent_dim=2)
+    vae.compile(optimizer="adam")
+    x = (np.random.rand(8, 3, 2) < 0.5).astype("float32")
+    vae.fit(x, batch_size=8, epochs=1, verbose=0)  # never called on data
+    vae.export(tmp_path / "keras", verbose=False)
+    loaded = tf.saved_model.load(str(tmp_path / "keras"))
+    np.testing.assert_allclose(
+        loaded.serve(tf.constant(x)), vae.reconstruct(x), rtol=1e-6, atol=1e-6
+    )
+
+
+KILLED_EXPORT = textwrap.dedent(
+    """
+    import os, signal, sys
+    import keras
+    import keras_vae as kv
+    import keras_vae.export
+
+    def write_then_die(self, filepath, *args, **kwargs):
+        write_out(self, filepath, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    archive_class = type(keras.export.ExportArchive())
+    write_out = archive_class.write_out
+    archive_class.write_out = write_then_die
+    vae = kv.VAE(kv.networks.MLP([4]), kv.networks.MLP([4]), latent_dim=2)
+    vae.build((None, 3))
+    kv.export.export_saved_model(vae, sys.argv[1], ["encode"])
+    """
+)
+
+
+def test_export_removes_work_folders_of_killed_exports_only(tmp_path):
+    model_dir = tmp_path / "mnist"
+    killed = subprocess.run([sys.executable, "-c", KILLED_EXPORT, model_dir], check=False)
+    assert killed.returncode == -9
+    (left,) = model_dir.iterdir()
+    assert left.name.startswith(".tmp-") and (left / "saved_model.pb").exists()
+    # The work folder of an export still running in another process stays.
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        running = model_dir / f".tmp-{sleeper.pid}-abcd1234"
+        running.mkdir()
+        vae, _ = trained_vae("mnist_mlp")
+        export_saved_model(vae, model_dir, ["encode"])
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert sorted(path.name for path in model_dir.iterdir()) == sorted(["1", running.name])

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from keras_vae.export.signatures import signatures
 from keras_vae.export.verify import compare
+from keras_vae.validation import check_finite_weights
 
 __all__ = ["ONNX_SIGNATURES", "ONNX_TOLERANCE", "compare_onnx", "export_onnx", "run_onnx"]
 
@@ -50,6 +51,7 @@ def export_onnx(model, output_dir, signature_names=ONNX_SIGNATURES, opset=None):
         raise ValueError(
             f"Expected ONNX signatures among {ONNX_SIGNATURES}. Received: {unsupported}"
         )
+    check_finite_weights(model)
     tf2onnx = _import("tf2onnx")
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)

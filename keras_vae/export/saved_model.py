@@ -10,8 +10,17 @@ import keras
 
 from keras_vae.export.model_card import MODEL_CARD, make_model_card
 from keras_vae.export.signatures import SIGNATURES, signatures
+from keras_vae.validation import check_finite_weights
 
-__all__ = ["build_archive", "export_saved_model", "latest_version", "next_version"]
+__all__ = [
+    "build_archive",
+    "export_saved_model",
+    "latest_version",
+    "next_version",
+    "remove_stale_work_folders",
+]
+
+WORK_PREFIX = ".tmp-"
 
 
 def export_saved_model(model, model_dir, signature_names=SIGNATURES, data=None, metrics=None):
@@ -20,9 +29,11 @@ def export_saved_model(model, model_dir, signature_names=SIGNATURES, data=None, 
     The SavedModel is built in a hidden folder inside `model_dir` (TF Serving
     ignores names that are not integers), then renamed to the version
     folder, so a server never loads half an export; on any failure the
-    hidden folder is removed and no version appears. A JSON model card (see
-    `make_model_card`) goes in the version's `assets/`. Loading the export
-    needs TensorFlow only: not keras-vae, not TensorFlow Probability.
+    hidden folder is removed and no version appears; one left by a killed
+    export is removed by the next (see `remove_stale_work_folders`). A JSON
+    model card (see `make_model_card`) goes in the version's `assets/`.
+    Loading the export needs TensorFlow only: not keras-vae, not TensorFlow
+    Probability.
 
     Args:
         model: A built `keras_vae.VAE`.
@@ -36,6 +47,9 @@ def export_saved_model(model, model_dir, signature_names=SIGNATURES, data=None, 
     Returns:
         The `Path` of the new version folder.
 
+    Raises:
+        ValueError: if a weight of `model` is NaN or infinite.
+
     Example:
 
     >>> import tempfile, keras_vae as kv
@@ -47,12 +61,14 @@ def export_saved_model(model, model_dir, signature_names=SIGNATURES, data=None, 
     >>> export_saved_model(vae, folder, ["encode"]).name
     '2'
     """
+    check_finite_weights(model)
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_work_folders(model_dir)
     names = ["serving_default", *(name for name in signature_names if name != "serving_default")]
     archive, described = build_archive(model, names)
     card = make_model_card(model, described, data=data, metrics=metrics)
-    partial = Path(tempfile.mkdtemp(prefix=f".tmp-{os.getpid()}-", dir=model_dir))
+    partial = Path(tempfile.mkdtemp(prefix=f"{WORK_PREFIX}{os.getpid()}-", dir=model_dir))
     try:
         archive.write_out(str(partial), verbose=False)
         os.chmod(partial, 0o755)  # mkdtemp makes it private to its owner
@@ -104,6 +120,37 @@ def next_version(model_dir):
     Entries whose names are not integers (hidden work folders, notes) are ignored.
     """
     return (latest_version(model_dir) or 0) + 1
+
+
+def remove_stale_work_folders(model_dir):
+    """Removes the hidden work folders of exports whose process has died.
+
+    A work folder is named `.tmp-<pid>-<random>`: the folder of a process
+    still running (a concurrent export) is kept, as is any folder whose name
+    does not have that form.
+
+    Returns:
+        The removed folders, as `Path`s.
+    """
+    removed = []
+    for folder in sorted(Path(model_dir).glob(f"{WORK_PREFIX}*-*")):
+        pid = folder.name[len(WORK_PREFIX) :].split("-")[0]
+        if folder.is_dir() and pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _running(pid):
+    if pid <= 0:  # os.kill would signal a process group
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _publish(partial, model_dir):

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae.export.verify import check_shape, example_inputs
+from keras_vae.validation import check_finite_weights
 
 __all__ = ["QUANTIZATIONS", "TOLERANCES", "LiteRTModel", "convert_saved_model"]
 
@@ -54,8 +55,9 @@ def convert_saved_model(
         ValueError: for an unknown quantization or signature, `"int8"`
             without `representative_data` or with `elbo` (per-pixel
             log-probabilities are too small for int8 steps: the sum over
-            pixels loses most of its value), or a signature that needs ops
-            outside the TFLite builtins.
+            pixels loses most of its value), a signature that needs ops
+            outside the TFLite builtins, or a SavedModel with NaN or
+            infinite weights.
     """
     if quantization not in QUANTIZATIONS:
         raise ValueError(
@@ -64,6 +66,7 @@ def convert_saved_model(
         )
     saved_model_dir = str(saved_model_dir)
     loaded = tf.saved_model.load(saved_model_dir)
+    check_finite_weights(loaded)
     missing = [name for name in signature_names if name not in loaded.signatures]
     if missing:
         raise ValueError(

@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_vae.trainable import freeze_if_not_trainable
+
 __all__ = ["ConvDecoder"]
 
 
@@ -53,6 +55,7 @@ class ConvDecoder(keras.layers.Layer):
 
     def build(self, input_shape):
         self.network.build(input_shape)
+        freeze_if_not_trainable(self)
 
     def call(self, inputs):
         return self.network(inputs)

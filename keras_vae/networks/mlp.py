@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_vae.trainable import freeze_if_not_trainable
 from keras_vae.validation import is_integer
 
 __all__ = ["MLP"]
@@ -46,6 +47,7 @@ class MLP(keras.layers.Layer):
         for layer in self.dense_layers:
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
+        freeze_if_not_trainable(self)
 
     def call(self, inputs):
         features = self.flatten(inputs)
