@@ -5,6 +5,7 @@ import math
 import keras
 import numpy as np
 
+from keras_vae.importance import DEFAULT_MEMORY_BUDGET
 from keras_vae.objectives import bits_per_dim
 
 __all__ = ["evaluate_bounds"]
@@ -15,7 +16,7 @@ def evaluate_bounds(
     dataset,
     num_samples=5000,
     iwae_samples=(5, 50),
-    chunk_size=1000,
+    memory_budget=DEFAULT_MEMORY_BUDGET,
     max_examples=None,
     verbose=1,
 ):
@@ -33,7 +34,8 @@ def evaluate_bounds(
         dataset: Batches of data, or `(data, labels)` pairs.
         num_samples: k of the log-likelihood estimate.
         iwae_samples: The k of each IWAE bound to report.
-        chunk_size: Samples of z evaluated at once.
+        memory_budget: Bytes the intermediate tensors of one compiled call may
+            take; examples x samples of z are evaluated in chunks that fit it.
         max_examples: Stop after this many examples (all when None).
         verbose: Whether to show a progress bar.
 
@@ -56,11 +58,11 @@ def evaluate_bounds(
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
         if max_examples is not None:
             x = x[: max_examples - len(log_likelihoods)]
-        values = {"elbo": vae.elbo(x)}
-        values.update({f"iwae_{k}": vae.iwae_bound(x, k) for k in iwae_samples})
+        values = {"elbo": vae.elbo(x, memory_budget=memory_budget)}
+        values.update({f"iwae_{k}": vae.iwae_bound(x, k, memory_budget) for k in iwae_samples})
         for name, value in values.items():
             sums[name] = sums.get(name, 0.0) + float(np.sum(value))
-        log_likelihoods.extend(np.asarray(vae.log_likelihood(x, num_samples, chunk_size)))
+        log_likelihoods.extend(np.asarray(vae.log_likelihood(x, num_samples, memory_budget)))
         progress.update(len(log_likelihoods), [("nll", -float(np.mean(log_likelihoods)))])
         if max_examples is not None and len(log_likelihoods) >= max_examples:
             break

@@ -1,10 +1,10 @@
 """The variational autoencoder: a Keras model over TFP distributions."""
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from keras_vae import distribute, objectives
+from keras_vae import distribute, importance, objectives
+from keras_vae.importance import DEFAULT_MEMORY_BUDGET
 from keras_vae.likelihoods import Bernoulli
 from keras_vae.posteriors import DiagonalNormal
 from keras_vae.priors import StandardNormal
@@ -199,32 +199,28 @@ class VAE(keras.Model):
             terms["log_weights"] = log_likelihood - log_ratio
         return terms
 
-    def elbo(self, x, num_samples=1):
-        """Per-example ELBO, `(batch,)`, with `num_samples` draws for the expectation."""
-        return self.terms(check_data(self, x), num_samples)["elbo"]
+    def elbo(self, x, num_samples=1, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None):
+        """Per-example ELBO, `(batch,)`, with `num_samples` draws for the expectation.
 
-    def iwae_bound(self, x, num_samples):
-        """Per-example IWAE bound with k = `num_samples`, `(batch,)`."""
-        return self.log_likelihood(x, num_samples, chunk_size=num_samples)
-
-    def log_likelihood(self, x, num_samples=5000, chunk_size=1000):
-        """Importance-sampled estimate of log p(x), `(batch,)`.
-
-        The IWAE bound with k = `num_samples`, computed `chunk_size` samples at
-        a time and combined with logsumexp, so k = 5000 fits in memory. Each
-        chunk is compiled with XLA (about twice as fast on CPU at k = 1000).
+        Computed in chunks whose tensors fit `memory_budget` bytes (see
+        `keras_vae.importance`); `seed` fixes the noise, whatever the chunking.
         """
         x = check_data(self, x)
-        chunks = []
-        for start in range(0, num_samples, chunk_size):
-            size = min(chunk_size, num_samples - start)
-            chunks.append(self._chunk_logsumexp(x, size))
-        return tf.reduce_logsumexp(tf.stack(chunks), axis=0) - np.log(num_samples)
+        return importance.bounds(self, x, num_samples, memory_budget, seed)["elbo"]
 
-    @tf.function(jit_compile=True)
-    def _chunk_logsumexp(self, x, num_samples):
-        log_weights = self.terms(x, num_samples, log_weights=True)["log_weights"]
-        return tf.reduce_logsumexp(log_weights, axis=0)
+    def iwae_bound(self, x, num_samples, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None):
+        """Per-example IWAE bound with k = `num_samples`, `(batch,)`; chunked like `elbo`."""
+        x = check_data(self, x)
+        return importance.bounds(self, x, num_samples, memory_budget, seed)["iwae"]
+
+    def log_likelihood(self, x, num_samples=5000, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None):
+        """Importance-sampled estimate of log p(x), `(batch,)`: the IWAE bound with large k.
+
+        Any batch and any k run in bounded memory: examples x samples are taken
+        a chunk at a time, each chunk compiled with XLA, and combined with
+        logsumexp.
+        """
+        return self.iwae_bound(x, num_samples, memory_budget, seed)
 
     # === Generation ===
 

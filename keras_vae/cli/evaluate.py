@@ -22,6 +22,12 @@ def add_parser(subparsers):
     parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
     parser.add_argument("--max-examples", type=int, help="evaluate the first N examples only")
     parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument(
+        "--memory-budget",
+        type=float,
+        default=1.0,
+        help="GiB the tensors of one compiled chunk of examples x samples may take (default 1)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--output", help="also write the results to this JSON file")
     parser.add_argument("--manual-dir")
@@ -32,6 +38,8 @@ def add_parser(subparsers):
 def run(args):
     if args.num_samples < 1:
         raise ValueError(f"--num-samples must be positive; got {args.num_samples}.")
+    if not args.memory_budget > 0:
+        raise ValueError(f"--memory-budget must be positive (GiB); got {args.memory_budget}.")
     run_dir = RunDir(args.run_dir)
     config = run_dir.read_json(run_dir.config)
     vae = run_dir.load_model()
@@ -50,6 +58,7 @@ def run(args):
         vae,
         dataset,
         num_samples=args.num_samples,
+        memory_budget=int(args.memory_budget * 2**30),
         max_examples=args.max_examples,
         verbose=0 if args.json else 1,
     )
