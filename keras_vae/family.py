@@ -19,6 +19,10 @@ class Family(keras.layers.Layer):
     the TFP distribution from them. The model that holds the family calls
     `build(features_shape, event_shape)` once the data shape is known.
 
+    Under a mixed-precision policy the projection runs in the compute dtype
+    (float16 or bfloat16) and the parameters come out in float32, so every
+    density, KL and log-weight built from them is computed in float32.
+
     Subclasses implement `params_shape()`, `parameters(raw)` and
     `distribution(parameters)`, and may add weights in `build`.
     """
@@ -34,8 +38,8 @@ class Family(keras.layers.Layer):
             self.flatten = None
         else:
             units = math.prod(raw_shape)
-            self.flatten = keras.layers.Flatten()
-        self.projection = keras.layers.Dense(units, name="projection")
+            self.flatten = keras.layers.Flatten(dtype=self.dtype_policy)
+        self.projection = keras.layers.Dense(units, dtype=self.dtype_policy, name="projection")
         in_dim = features_shape[-1] if self.flatten is None else math.prod(features_shape[1:])
         self.projection.build((None, in_dim))
         freeze_if_not_trainable(self)
@@ -45,7 +49,7 @@ class Family(keras.layers.Layer):
             features = self.flatten(features)
         raw = self.projection(features)
         raw = keras.ops.reshape(raw, (-1, *self.params_shape()))
-        return self.parameters(raw)
+        return self.parameters(keras.ops.cast(raw, "float32"))
 
     def params_shape(self):
         """The shape of the raw parameters of one example."""

@@ -181,7 +181,7 @@ class VAE(keras.Model):
             A dict of `(batch,)` tensors `elbo`, `reconstruction` and `kl`, and
             `log_weights` of shape `(num_samples, batch)` when asked for.
         """
-        x = tf.cast(x, self.compute_dtype)  # log p(x|z) needs x in the model's dtype
+        x = tf.cast(x, "float32")  # log-densities are float32 under mixed precision too
         parameters = self.posterior_parameters(x)
         if noise is None:
             noise = self.standard_normal((num_samples, tf.shape(x)[0], self.latent_dim))
@@ -270,6 +270,9 @@ class VAE(keras.Model):
             # The optimizer sums gradients over replicas: each contributes its share of
             # the global-batch mean, so the update does not depend on the replica count.
             scaled_loss = distribute.global_batch_mean(loss)
+            # Under mixed_float16 the optimizer is a LossScaleOptimizer: float16 gradients
+            # would underflow unscaled. It unscales them in `apply`.
+            scaled_loss = self.optimizer.scale_loss(scaled_loss)
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
         return self._update_metrics(loss, terms)

@@ -221,6 +221,7 @@ def test_train_writes_the_run(commands, run_dir):
         "validation_size": 0,
         "steps_per_epoch": STEPS,
         "jit_compile": False,
+        "precision": "float32",
         "strategy": "default",
         "num_cpu_replicas": None,
     }

@@ -5,7 +5,7 @@ import time
 
 import keras
 
-from keras_vae import data, distribute
+from keras_vae import data, distribute, precision
 from keras_vae.presets import PRESETS, get_preset
 from keras_vae.run_dir import RunDir
 from keras_vae.training import fit_run
@@ -30,6 +30,7 @@ class RunConfig:
     validation_size: int
     steps_per_epoch: int | None
     jit_compile: bool
+    precision: str
     strategy: str
     num_cpu_replicas: int | None
 
@@ -54,6 +55,13 @@ def add_parser(subparsers):
     )
     parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the data")
     parser.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
+    parser.add_argument(
+        "--precision",
+        choices=precision.PRECISIONS,
+        default="float32",
+        help="Keras dtype policy: mixed_* run the networks in float16/bfloat16 "
+        "(densities stay float32)",
+    )
     parser.add_argument("--strategy", choices=distribute.STRATEGIES, default="default")
     parser.add_argument(
         "--num-cpu-replicas",
@@ -86,6 +94,7 @@ def make_config(args):
         validation_size=args.validation_size,
         steps_per_epoch=args.steps_per_epoch,
         jit_compile=args.jit_compile,
+        precision=args.precision,
         strategy=args.strategy,
         num_cpu_replicas=args.num_cpu_replicas,
     )
@@ -158,7 +167,7 @@ def run(args):
     train_data, validation_data = map(distribute.shard_by_data, (train_data, validation_data))
     examples = data.take(count=32, seed=1, **load)
 
-    with strategy.scope():
+    with strategy.scope(), precision.policy(config.precision):
         vae = get_preset(config.preset).build_model(
             objective=config.objective, num_samples=config.num_samples, seed=config.seed
         )

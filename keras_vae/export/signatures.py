@@ -24,6 +24,8 @@ batch dimension (TF Serving's row format); the terms average over its
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from keras_vae.precision import in_float32
+
 __all__ = ["SIGNATURES", "Signature", "prior_needs_uniform", "signatures"]
 
 tfd = tfp.distributions
@@ -104,7 +106,13 @@ def signatures(model, names=SIGNATURES):
         "sample": Signature("sample", sample, sample_specs),
         "elbo": Signature("elbo", elbo, [data, eps_samples]),
     }
-    return {name: available[name] for name in names}
+    # Traced in float32 under a mixed-precision policy too: see `precision.in_float32`.
+    return {
+        name: Signature(
+            name, in_float32(model, available[name].function), available[name].input_specs
+        )
+        for name in names
+    }
 
 
 def prior_needs_uniform(model):

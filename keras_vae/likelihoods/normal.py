@@ -54,6 +54,7 @@ class Normal(Likelihood):
             self.raw_scale = self.add_weight(
                 shape=self.event_shape,
                 initializer=keras.initializers.Constant(0.5413),
+                autocast=False,  # a scale of the density: float32 under mixed precision too
                 name="raw_scale",
             )
 

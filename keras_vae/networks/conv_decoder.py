@@ -39,13 +39,17 @@ class ConvDecoder(keras.layers.Layer):
                 f"Received: image_size={image_size!r}"
             )
         start = (self.image_size[0] // factor, self.image_size[1] // factor, self.filters[0])
+        # Sublayers take this layer's policy, which a loaded model gets from its config.
+        dtype = self.dtype_policy
         self.network = keras.Sequential(
             [
-                keras.layers.Dense(start[0] * start[1] * start[2], activation=activation),
-                keras.layers.Reshape(start),
+                keras.layers.Dense(
+                    start[0] * start[1] * start[2], activation=activation, dtype=dtype
+                ),
+                keras.layers.Reshape(start, dtype=dtype),
                 *(
                     keras.layers.Conv2DTranspose(
-                        count, 3, strides=2, padding="same", activation=activation
+                        count, 3, strides=2, padding="same", activation=activation, dtype=dtype
                     )
                     for count in self.filters
                 ),

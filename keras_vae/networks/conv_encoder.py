@@ -30,14 +30,18 @@ class ConvEncoder(keras.layers.Layer):
         self.filters = list(filters)
         self.dense_units = dense_units
         self.activation = activation
+        # Sublayers take this layer's policy, which a loaded model gets from its config.
+        dtype = self.dtype_policy
         self.network = keras.Sequential(
             [
                 *(
-                    keras.layers.Conv2D(count, 3, strides=2, padding="same", activation=activation)
+                    keras.layers.Conv2D(
+                        count, 3, strides=2, padding="same", activation=activation, dtype=dtype
+                    )
                     for count in self.filters
                 ),
-                keras.layers.Flatten(),
-                keras.layers.Dense(dense_units, activation=activation),
+                keras.layers.Flatten(dtype=dtype),
+                keras.layers.Dense(dense_units, activation=activation, dtype=dtype),
             ],
             name="network",
         )

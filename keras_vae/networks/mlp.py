@@ -36,9 +36,12 @@ class MLP(keras.layers.Layer):
             )
         self.hidden_units = hidden_units
         self.activation = activation
-        self.flatten = keras.layers.Flatten()
+        # Sublayers take this layer's policy, which a loaded model gets from its config.
+        self.flatten = keras.layers.Flatten(dtype=self.dtype_policy)
         self.dense_layers = [
-            keras.layers.Dense(units, activation=activation, name=f"dense_{index}")
+            keras.layers.Dense(
+                units, activation=activation, dtype=self.dtype_policy, name=f"dense_{index}"
+            )
             for index, units in enumerate(hidden_units)
         ]
 
