@@ -31,10 +31,10 @@ import json
 import os
 from pathlib import Path
 
-import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_vae import backup
 from keras_vae.validation import is_integer
 
 __all__ = [
@@ -260,8 +260,8 @@ def worker_info(strategy):
     return WorkerInfo(task_type, task_id, is_chief)
 
 
-class BackupAndRestore(keras.callbacks.BackupAndRestore):
-    """`keras.callbacks.BackupAndRestore` that checks all workers resumed from the same epoch.
+class BackupAndRestore(backup.BackupAndRestore):
+    """`keras_vae.backup.BackupAndRestore` that checks all workers resumed from the same epoch.
 
     Each worker backs up to its own folder (`WorkerInfo.backup_dir`): workers
     sharing one would write the same file at once. A worker killed between
@@ -270,7 +270,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
 
     Args:
         backup_dir: This worker's backup folder.
-        **kwargs: Passed to `keras.callbacks.BackupAndRestore`.
+        **kwargs: Passed to `keras_vae.backup.BackupAndRestore`.
     """
 
     def on_train_begin(self, logs=None):
@@ -278,9 +278,7 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         strategy = self.model.distribute_strategy
         if not is_multi_worker(strategy):
             return
-        metadata = Path(self.backup_dir) / "training_metadata.json"
-        epoch = json.loads(metadata.read_text())["epoch"] if metadata.exists() else 0
-        epochs = _gather_scalar(strategy, epoch)
+        epochs = _gather_scalar(strategy, self.restored_epoch)
         if len(set(epochs)) > 1:
             raise RuntimeError(
                 f"The workers' backups hold different epochs ({epochs}, one per replica), "

@@ -281,10 +281,11 @@ def test_train_resumes_after_a_kill(tmp_path, tfds_data_dir):
             process.kill()
             process.wait()
     assert process.returncode == -signal.SIGKILL, "not killed while training"
-    done = len(history_rows(run_dir.history))
-    assert 2 <= done < epochs
-    # BackupAndRestore saves each epoch before CSVLogger logs it.
-    assert json.loads((run_dir.backup / "training_metadata.json").read_text())["epoch"] == done
+    logged = len(history_rows(run_dir.history))
+    assert 2 <= logged < epochs
+    # An epoch is logged, then committed by its backup record: the kill may fall in between.
+    done = json.loads((run_dir.backup / "training_metadata.json").read_text())["epoch"]
+    assert done in (logged - 1, logged)
     assert not run_dir.metrics.exists()
 
     changed = train_args(run_dir.root, tfds_data_dir, epochs=epochs + 1)

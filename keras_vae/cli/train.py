@@ -1,14 +1,17 @@
 """`keras-vae train`: train a preset into a run directory."""
 
 import dataclasses
+import math
+import shutil
+import sys
 import time
 
 import keras
 
-from keras_vae import data, distribute, precision
+from keras_vae import data, distribute, faults, files, precision
 from keras_vae.presets import PRESETS, get_preset
 from keras_vae.run_dir import RunDir
-from keras_vae.training import fit_run
+from keras_vae.training import TrainingDiverged, elbo_drop, fit_run
 from keras_vae.validation import OBJECTIVES
 
 __all__ = ["RunConfig", "add_parser", "run"]
@@ -115,6 +118,8 @@ def make_config(args):
 def check_run_dir(run_dir, config):
     """Refuses to mix runs: a finished run, or a different config, in the same folder."""
     if run_dir.metrics.exists():
+        # A run killed after its metrics were written finishes its clean-up first.
+        finish(run_dir)
         raise FileExistsError(
             f"{run_dir.root} holds a finished run ({run_dir.metrics.name} exists); "
             "choose another --run-dir."
@@ -180,32 +185,61 @@ def run(args):
     # Written only once the data loads and the model builds, so a mistyped flag leaves no
     # half-started run behind that would refuse the corrected command.
     if worker.is_chief and not run_dir.config.exists():
-        run_dir.write_json(run_dir.config, dataclasses.asdict(config))
+        run_dir.write_json(run_dir.config, dataclasses.asdict(config), fault="config")
     started = time.perf_counter()
-    fit_run(
-        vae,
-        train_data,
-        run_dir,
-        config.epochs,
-        validation_data=validation_data,
-        select_best=bool(config.validation_size),
-        examples=examples if worker.is_chief else None,
-        is_chief=worker.is_chief,
-        backup_dir=worker.backup_dir(run_dir),
-        verbose=args.verbose,
-        steps_per_epoch=config.steps_per_epoch,
-    )
+    try:
+        fit_run(
+            vae,
+            train_data,
+            run_dir,
+            config.epochs,
+            validation_data=validation_data,
+            select_best=bool(config.validation_size),
+            examples=examples if worker.is_chief else None,
+            is_chief=worker.is_chief,
+            backup_dir=worker.backup_dir(run_dir),
+            verbose=args.verbose,
+            steps_per_epoch=config.steps_per_epoch,
+            keep_backup=worker.is_chief,  # Until metrics.json is written.
+        )
+    except TrainingDiverged as error:
+        print(
+            f"keras-vae: error: {error} (model in {run_dir.model}); try a lower --learning-rate "
+            f"than {config.learning_rate:g} in a new --run-dir",
+            file=sys.stderr,
+        )
+        return 1
     seconds = time.perf_counter() - started
     if not worker.is_chief:
         return 0
+    faults.point("train-end")
     vae = run_dir.load_model()
     test_data = data.load(split="test", batch_size=config.batch_size, seed=1, **load)
-    test = vae.evaluate(test_data, verbose=0, return_dict=True)
-    run_dir.write_json(
-        run_dir.metrics, {"test": test, "train_seconds": seconds, "epochs": config.epochs}
+    on_batch = keras.callbacks.LambdaCallback(
+        on_test_batch_end=lambda batch, logs: faults.point("evaluation")
     )
+    test = vae.evaluate(test_data, verbose=0, return_dict=True, callbacks=[on_batch])
+    warning = elbo_drop(run_dir.history, test["elbo"])
+    if not math.isfinite(test["elbo"]):
+        print(f"keras-vae: error: {warning}; no metrics written", file=sys.stderr)
+        return 1
+    run_dir.write_json(
+        run_dir.metrics,
+        {"test": test, "train_seconds": seconds, "epochs": config.epochs},
+        fault="metrics",
+    )
+    faults.point("finish")
+    finish(run_dir, worker.backup_dir(run_dir))
+    if warning:
+        print(f"keras-vae: warning: {warning}", file=sys.stderr)
     print(
         f"test ELBO {test['elbo']:.2f} nats after {config.epochs} epochs "
         f"({seconds:.0f} s); model in {run_dir.model}"
     )
     return 0
+
+
+def finish(run_dir, backup_dir=None):
+    """Removes what only a run in progress needs, once its metrics are written."""
+    shutil.rmtree(backup_dir or run_dir.backup, ignore_errors=True)
+    files.remove_partials(run_dir.root)
