@@ -31,9 +31,9 @@ class TrainingDiverged(FloatingPointError):
     """
 
     def __init__(self, epoch, step, loss):
+        kept = f"the weights of epoch {epoch - 1}" if epoch > 1 else "the initial weights"
         super().__init__(
-            f"training diverged: the loss was {loss} at epoch {epoch}, step {step}; "
-            f"the weights of epoch {epoch - 1} are kept"
+            f"training diverged: the loss was {loss} at epoch {epoch}, step {step}; {kept} are kept"
         )
         self.epoch, self.step, self.loss = epoch, step, loss
 

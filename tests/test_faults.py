@@ -1,44 +1,62 @@
 """`keras-vae train` killed at each fault point (`keras_vae.faults`), then run again.
 
-Each test runs a tiny training armed at one point, checks that it died there by
-SIGKILL, runs the same command unarmed and compares the run with one that was
-never interrupted (a module fixture): the same files, each epoch once in
-`history.csv`, metrics written, the backup gone. A kill after the last epoch's
-backup resumes without training, so the final weights are bit for bit those of
-the uninterrupted run; an earlier kill retrains the epochs after the last backup,
-whose data order and noise start afresh, so there the weights differ by chance
-(the number of optimizer steps is the same). Commands run two at a time.
+One run directory is killed at one point after another (each command after a kill
+is the same command armed at the next point, so it first recovers from the last
+kill), then run unarmed to the end and compared with a run never interrupted: the
+same files, each epoch once in `history.csv`, metrics written, the backup gone.
+Chaining keeps the module to a few processes; each kill is checked on its own.
+
+Two chains: kills during training retrain the epochs after the last backup, whose
+data order and noise start afresh, so there the final weights differ by chance
+(the number of optimizer steps is the same); kills after the last epoch's backup
+resume without training, so there the final weights and test metrics are bit for
+bit those of the uninterrupted run.
 """
 
 import json
 import math
+import re
 import signal
 import subprocess
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from test_cli import ENV, KERAS_VAE, TIMEOUT, assert_usage_error, history_rows, stderr_lines
+from test_cli import (
+    ENV,
+    KERAS_VAE,
+    NOISE,
+    TIMEOUT,
+    assert_usage_error,
+    history_rows,
+    stderr_lines,
+)
 
 from keras_vae import faults
 from keras_vae.run_dir import RunDir
 
 EPOCHS, STEPS = 3, 2
 
-# The hit of each point to kill at, and whether it comes after the last epoch's backup.
-KILLS = {
-    "config": (1, False),
-    "backup-weights": (1, False),  # The first backup: nothing committed yet.
-    "backup-rotate": (1, False),  # The second epoch's backup moves the first aside.
-    "backup-metadata": (EPOCHS, False),  # The last epoch's commit record.
-    "history": (EPOCHS, False),  # Logged, not yet committed: the rerun drops the row.
-    "backup-done": (EPOCHS, True),
-    "model": (1, True),
-    "train-end": (1, True),
-    "evaluation": (1, True),
-    "metrics": (1, True),
-    "finish": (1, True),
+# Each chain's points in the order the run reaches them, with the hit to kill at.
+CHAINS = {
+    "during-training": [
+        ("config", 1),
+        ("backup-weights", 1),  # The first backup: nothing committed yet.
+        ("backup-rotate", 1),  # The second epoch's backup moves the first aside.
+        ("history", 2),  # Logged, not yet committed: the rerun drops the row.
+        ("backup-metadata", 1),  # The last epoch's commit record.
+    ],
+    "after-training": [
+        ("backup-done", EPOCHS),  # The last epoch is committed.
+        ("model", 1),
+        ("train-end", 1),
+        ("evaluation", 1),
+        ("metrics", 1),
+        ("finish", 1),
+    ],
 }
+POINTS = {point: (chain, hit) for chain, points in CHAINS.items() for point, hit in points}
 
 
 def train_args(run_dir, data_dir):
@@ -74,36 +92,44 @@ def weights(run_dir):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tfds_data_dir):
-    """`{name: (killed, rerun)}` of every point, and the uninterrupted run under "reference"."""
+    """`{point: result}` of each kill, `{chain: result}` of each final rerun, and "reference"."""
     root = tmp_path_factory.mktemp("faults")
 
-    def kill_and_rerun(point):
-        run_dir = root / point
-        hit, _ = KILLS[point]
-        killed = train(run_dir, tfds_data_dir, f"{point}:{hit}")
-        return killed, train(run_dir, tfds_data_dir)
+    def chain(name):
+        results = {}
+        for point, hit in CHAINS[name]:
+            results[point] = train(root / name, tfds_data_dir, f"{point}:{hit}")
+            if results[point].returncode != -signal.SIGKILL:
+                break  # The test of this point reports it.
+        results[name] = train(root / name, tfds_data_dir)
+        return results
+
+    def reference_then(name):
+        return {"reference": train(root / "reference", tfds_data_dir), **chain(name)}
 
     with ThreadPoolExecutor(max_workers=2) as executor:
-        futures = {"reference": executor.submit(train, root / "reference", tfds_data_dir)}
-        futures.update({point: executor.submit(kill_and_rerun, point) for point in KILLS})
-        yield root, {name: future.result() for name, future in futures.items()}
+        futures = [executor.submit(chain, "during-training")]
+        futures.append(executor.submit(reference_then, "after-training"))
+        yield root, {k: v for future in futures for k, v in future.result().items()}
 
 
-def test_reference_run(runs):
-    root, results = runs
-    assert results["reference"].returncode == 0, results["reference"].stderr
-
-
-@pytest.mark.parametrize("point", KILLS)
-def test_killed_at_point_then_rerun(runs, point):
-    root, results = runs
-    killed, rerun = results[point]
-    hit, after_last_backup = KILLS[point]
+@pytest.mark.parametrize("point", POINTS)
+def test_killed_at_point(runs, point):
+    _, results = runs
+    _, hit = POINTS[point]
+    assert point in results, "an earlier kill of the chain failed"
+    killed = results[point]
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     assert f"keras-vae: fault point {point!r} (hit {hit}): killed" in killed.stderr
 
-    run_dir, reference = RunDir(root / point), RunDir(root / "reference")
-    if point == "finish":
+
+@pytest.mark.parametrize("chain", CHAINS)
+def test_rerun_matches_an_uninterrupted_run(runs, chain):
+    root, results = runs
+    reference, run_dir = RunDir(root / "reference"), RunDir(root / chain)
+    assert results["reference"].returncode == 0, results["reference"].stderr
+    rerun = results[chain]
+    if chain == "after-training":
         # Killed once metrics.json was written: the run is finished, the rerun says so and
         # removes the backup the kill left.
         assert_usage_error(rerun, "holds a finished run")
@@ -115,11 +141,49 @@ def test_killed_at_point_then_rerun(runs, point):
     assert [int(row["epoch"]) for row in history_rows(run_dir.history)] == list(range(EPOCHS))
     metrics = json.loads(run_dir.metrics.read_text())
     assert math.isfinite(metrics["test"]["elbo"]) and metrics["epochs"] == EPOCHS
-    vae = run_dir.load_model()
-    assert int(vae.optimizer.iterations) == EPOCHS * STEPS
-    if after_last_backup:
+    assert int(run_dir.load_model().optimizer.iterations) == EPOCHS * STEPS
+    if chain == "after-training":
         for mine, theirs in zip(weights(run_dir), weights(reference), strict=True):
             np.testing.assert_array_equal(mine, theirs)
         expected = json.loads(reference.metrics.read_text())["test"]
-        assert metrics["test"] == pytest.approx(expected, rel=1e-5)
+        assert metrics["test"] == expected
 
+
+def test_divergence_is_one_line_and_no_metrics(tmp_path, tfds_data_dir):
+    # Adam moves every weight by about the learning rate per step: at 1e30 the loss overflows.
+    run_dir = RunDir(tmp_path / "run")
+    args = [*train_args(run_dir.root, tfds_data_dir), "--learning-rate", "1e30"]
+    result = subprocess.run(
+        [str(KERAS_VAE), *map(str, args)], env=ENV, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert result.returncode == 1, result.stderr
+    (line,) = stderr_lines(result)
+    assert line.startswith("keras-vae: error: training diverged: the loss was ")
+    assert re.search(r"at epoch 1, step \d+; the initial weights are kept", line), line
+    assert "try a lower --learning-rate than 1e+30 in a new --run-dir" in line
+    assert not run_dir.metrics.exists()
+    assert all(np.isfinite(w).all() for w in weights(run_dir))
+
+
+def test_ctrl_c_then_the_same_command_resumes(tmp_path, tfds_data_dir):
+    run_dir, epochs = RunDir(tmp_path / "run"), 12
+    args = [str(KERAS_VAE), *map(str, train_args(run_dir.root, tfds_data_dir))]
+    args[args.index("--epochs") + 1] = str(epochs)
+    record = run_dir.backup / "training_metadata.json"
+    with open(tmp_path / "stderr", "w+") as stderr:
+        process = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=stderr)
+        deadline = time.monotonic() + TIMEOUT
+        while not record.exists():  # Interrupt once an epoch is backed up.
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(TIMEOUT) == 130
+        stderr.seek(0)
+        lines = [line for line in stderr.read().splitlines() if line and not NOISE.match(line)]
+    assert lines == ["keras-vae: interrupted; the same command resumes"]
+    assert 1 <= json.loads(record.read_text())["epoch"] < epochs
+    result = subprocess.run(args, env=ENV, capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0, result.stderr
+    assert [int(row["epoch"]) for row in history_rows(run_dir.history)] == list(range(epochs))
+    assert int(run_dir.load_model().optimizer.iterations) == epochs * STEPS
+    assert run_dir.metrics.exists() and not run_dir.backup.exists()

@@ -111,4 +111,4 @@ def called_points():
 
 
 def test_every_point_is_named_once_and_used():
-    assert called_points() <= set(faults.POINTS)
+    assert called_points() == set(faults.POINTS)

@@ -39,6 +39,10 @@ def main(argv=None):
     try:
         args = build_parser().parse_args(argv)
         return args.run(args) or 0
+    except KeyboardInterrupt:
+        # Every file is written atomically and each epoch is backed up: the run resumes.
+        print("keras-vae: interrupted; the same command resumes", file=sys.stderr)
+        return 130
     except (UsageError, ValueError, FileNotFoundError, FileExistsError) as error:
         if debug:
             raise
