@@ -166,7 +166,7 @@ def test_divergence_is_one_line_and_no_metrics(tmp_path, tfds_data_dir):
 
 
 def test_ctrl_c_then_the_same_command_resumes(tmp_path, tfds_data_dir):
-    run_dir, epochs = RunDir(tmp_path / "run"), 12
+    run_dir, epochs = RunDir(tmp_path / "run"), 4
     args = [str(KERAS_VAE), *map(str, train_args(run_dir.root, tfds_data_dir))]
     args[args.index("--epochs") + 1] = str(epochs)
     record = run_dir.backup / "training_metadata.json"
