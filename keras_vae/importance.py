@@ -18,6 +18,7 @@ import weakref
 
 import tensorflow as tf
 
+from keras_vae import objectives
 from keras_vae.validation import check_positive_int
 
 __all__ = ["DEFAULT_MEMORY_BUDGET", "ChunkPlan", "bounds", "plan_chunks", "row_bytes"]
@@ -107,10 +108,17 @@ def _noise(key, counter, first, count, num_examples, latent_dim):
 def _chunk_sums(vae, x, noise):
     """Sums over the samples of one chunk; `noise` is `(samples, examples, latent_dim)`."""
     terms = vae.terms(x, noise=noise, log_weights=True)
+    # log p(x|z) = log w + log q(z|x) - log p(z). Taken from the log-weights rather than from
+    # `terms["reconstruction"]`, which XLA would compute by a second pass over every pixel's
+    # log-probability; the encoder and samples repeated here are merged with those of `terms`.
+    parameters = vae.posterior_parameters(x)
+    z = vae.posterior.reparameterize(parameters, noise)
+    posterior = vae.posterior.distribution(parameters)
+    log_ratio = objectives.log_density_ratio(posterior, vae.prior_distribution(), z)
     num_samples = tf.cast(tf.shape(noise)[0], tf.float32)
     return {
         "log_sum_weights": tf.reduce_logsumexp(terms["log_weights"], axis=0),
-        "reconstruction": terms["reconstruction"] * num_samples,
+        "reconstruction": tf.reduce_sum(terms["log_weights"] + log_ratio, axis=0),
         "kl": terms["kl"] * num_samples,
     }
 
