@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from keras_vae.choices import PREPROCESSING
 from keras_vae.validation import is_integer
 
 __all__ = [
@@ -40,7 +41,6 @@ __all__ = [
     "write_binarized_mnist_amat",
 ]
 
-PREPROCESSING = ("dynamic", "static", "continuous", "8bit")
 
 MANUAL_DIR_ENV = "KERAS_VAE_MANUAL_DIR"
 

@@ -35,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_vae import backup
+from keras_vae.choices import STRATEGIES
 from keras_vae.validation import is_integer
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "worker_info",
 ]
 
-STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 
 # Task types that train under MultiWorkerMirroredStrategy; `ps` belongs to parameter-server
 # training and an `evaluator` runs beside the training cluster, not in it.

@@ -19,8 +19,6 @@ from keras_vae.images import image_grid, interleave, to_images  # noqa: E402
 
 __all__ = ["latents", "manifold", "reconstructions", "samples", "save_grid", "traversals"]
 
-KINDS = ("reconstructions", "manifold", "traversals", "latents")
-
 
 def save_grid(images, path, columns=None, scale=2):
     """Writes `(n, h, w, c)` images in [0, 1] as one PNG grid."""

@@ -13,9 +13,9 @@ import functools
 
 import keras
 
-__all__ = ["PRECISIONS", "float32_compute", "in_float32", "policy"]
+from keras_vae.choices import PRECISIONS
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+__all__ = ["PRECISIONS", "float32_compute", "in_float32", "policy"]
 
 
 @contextlib.contextmanager

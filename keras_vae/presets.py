@@ -8,8 +8,9 @@ command line may override (`objective`, `num_samples`, `seed`) are passed on.
 import dataclasses
 from collections.abc import Callable
 
-from keras_vae import likelihoods, networks, priors
-from keras_vae.model import VAE
+# The package loads TensorFlow on first use, here when a model is built, not on import: the
+# command line lists the presets without it.
+import keras_vae as kv
 
 __all__ = ["PRESETS", "Preset", "get_preset"]
 
@@ -32,7 +33,7 @@ class Preset:
     epochs: int
     batch_size: int
     learning_rate: float
-    build_model: Callable[..., VAE]
+    build_model: Callable[..., "kv.VAE"]
 
 
 PRESETS = {}
@@ -58,7 +59,7 @@ def preset(name, dataset, preprocessing, epochs, batch_size=100, learning_rate=1
 
 
 def tanh_mlp(*hidden_units):
-    return networks.MLP(list(hidden_units), "tanh")
+    return kv.networks.MLP(list(hidden_units), "tanh")
 
 
 def get_preset(name):
@@ -71,7 +72,7 @@ def get_preset(name):
 @preset("aevb-mnist", dataset="mnist", preprocessing="dynamic", epochs=20)
 def aevb_mnist(**options):
     """Kingma & Welling (2014): MLP encoder and decoder of 500 tanh units, 20 latents, Bernoulli."""
-    return VAE(tanh_mlp(500), tanh_mlp(500), latent_dim=20, **options)
+    return kv.VAE(tanh_mlp(500), tanh_mlp(500), latent_dim=20, **options)
 
 
 @preset("iwae-mnist", dataset="mnist", preprocessing="dynamic", epochs=50)
@@ -80,23 +81,25 @@ def iwae_mnist(**options):
 
     Add `--objective iwae --num-samples 50` for the IWAE column of their Table 1.
     """
-    return VAE(tanh_mlp(200, 200), tanh_mlp(200, 200), latent_dim=50, **options)
+    return kv.VAE(tanh_mlp(200, 200), tanh_mlp(200, 200), latent_dim=50, **options)
 
 
 @preset("conv-mnist", dataset="mnist", preprocessing="dynamic", epochs=20)
 def conv_mnist(**options):
     """Convolutional encoder and decoder, 16 latents, Bernoulli, on binarized MNIST."""
-    return VAE(networks.ConvEncoder(), networks.ConvDecoder((28, 28)), latent_dim=16, **options)
+    return kv.VAE(
+        kv.networks.ConvEncoder(), kv.networks.ConvDecoder((28, 28)), latent_dim=16, **options
+    )
 
 
 @preset("conv-fashion-mnist", dataset="fashion_mnist", preprocessing="continuous", epochs=20)
 def conv_fashion_mnist(**options):
     """Convolutional networks, 16 latents, continuous Bernoulli on [0, 1] Fashion-MNIST."""
-    return VAE(
-        networks.ConvEncoder(),
-        networks.ConvDecoder((28, 28)),
+    return kv.VAE(
+        kv.networks.ConvEncoder(),
+        kv.networks.ConvDecoder((28, 28)),
         latent_dim=16,
-        likelihood=likelihoods.ContinuousBernoulli(),
+        likelihood=kv.likelihoods.ContinuousBernoulli(),
         **options,
     )
 
@@ -104,10 +107,10 @@ def conv_fashion_mnist(**options):
 @preset("vamp-mnist", dataset="mnist", preprocessing="dynamic", epochs=50)
 def vamp_mnist(**options):
     """Tomczak & Welling (2018): the VampPrior with 500 pseudo-inputs, MLPs of 300, 40 latents."""
-    return VAE(
+    return kv.VAE(
         tanh_mlp(300, 300),
         tanh_mlp(300, 300),
         latent_dim=40,
-        prior=priors.VampPrior(500),
+        prior=kv.priors.VampPrior(500),
         **options,
     )

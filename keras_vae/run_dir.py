@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import zipfile
 from pathlib import Path
 
 from keras_vae import files
@@ -35,11 +36,18 @@ class RunDir:
     logs = property(lambda self: self.root / "logs")
 
     def read_json(self, path):
+        """The JSON object in `path`; `FileNotFoundError` or `ValueError` naming the file."""
         if not path.exists():
             raise FileNotFoundError(
                 f"Expected {path.name} in run directory {self.root}; not found."
             )
-        return json.loads(path.read_text())
+        try:
+            return json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(
+                f"{path} is damaged (not JSON: {error}); restore it, or delete the run "
+                "directory and train again."
+            ) from error
 
     def write_json(self, path, data, fault=None):
         """Writes atomically (`keras_vae.files`): a reader never sees half a file."""
@@ -50,10 +58,22 @@ class RunDir:
         """The trained model saved in this run."""
         import keras
 
-        import keras_vae  # noqa: F401  (registers the serializable classes)
+        from keras_vae import VAE  # noqa: F401  (loads the package: registers its classes)
 
         if not self.model.exists():
             raise FileNotFoundError(
                 f"Expected a trained model at {self.model}; run `keras-vae train` first."
+            )
+        # Keras reports a damaged zip as "File not found"; say what is wrong, and with what.
+        try:
+            with zipfile.ZipFile(self.model) as archive:
+                member = archive.testzip()
+            reason = member and f"{member} fails its checksum"
+        except (zipfile.BadZipFile, EOFError) as error:
+            reason = f"not a complete .keras file: {error}"
+        if reason:
+            raise ValueError(
+                f"{self.model} is damaged ({reason}); re-run the same `keras-vae train` "
+                "command if it was interrupted, or train again."
             )
         return keras.saving.load_model(self.model)

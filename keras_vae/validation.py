@@ -5,6 +5,8 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
+from keras_vae.choices import OBJECTIVES
+
 __all__ = [
     "OBJECTIVES",
     "check_data",
@@ -13,8 +15,6 @@ __all__ = [
     "check_options",
     "check_positive_int",
 ]
-
-OBJECTIVES = ("elbo", "iwae")
 
 
 def is_integer(value):

@@ -9,10 +9,12 @@ session in a tmp folder (conftest.py), never from ~/tensorflow_datasets.
 """
 
 import csv
+import importlib.metadata
 import json
 import math
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,12 +22,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import tiny_vae
 from PIL import Image
 
+from keras_vae.export import export_saved_model
 from keras_vae.run_dir import RunDir
 
 KERAS_VAE = Path(sys.executable).with_name("keras-vae")
@@ -39,7 +43,8 @@ ENV = {
     for name, value in os.environ.items()
     if name.lower() not in ("keras_vae_manual_dir", "no_proxy", *NO_NETWORK)
 }
-ENV.update(NO_NETWORK, TF_CPP_MIN_LOG_LEVEL="3")
+# Nor fall back to TFDS's default data dir: a command reads the data dir its run recorded.
+ENV.update(NO_NETWORK, TF_CPP_MIN_LOG_LEVEL="3", TFDS_DATA_DIR=f"{os.devnull}/tfds")
 
 # Lines that are not the command's own and that TF_CPP_MIN_LOG_LEVEL does not silence: the
 # banner and the `I0000 00:00:1795237722.369748  7806 port.cc:153] ...` records TF's C++
@@ -53,7 +58,7 @@ NOISE = re.compile(
 
 # Each usage error's command, formatted with the case's own folders, and words of its message.
 USAGE_ERRORS = {
-    "epochs-abc": ("train --run-dir {run} --epochs abc", ["--epochs", "invalid int value: 'abc'"]),
+    "epochs-abc": ("train --run-dir {run} --epochs abc", ["argument --epochs", "received 'abc'"]),
     "preset": ("train --run-dir {run} --preset nosuch", ["Unknown preset 'nosuch'", "aevb-mnist"]),
     "dataset": (
         "train --run-dir {run} --dataset nosuchdataset --data-dir {data}",
@@ -68,8 +73,81 @@ USAGE_ERRORS = {
             "{manual}/fashion_mnist",
         ],
     ),
-    "jpg": ("sample --run-dir {run} --output {run}/x.jpg", ["--output must be a .png file"]),
+    "jpg": ("sample --run-dir {run} --output {run}/x.jpg", ["--output: expected a .png file"]),
     "no-run": ("sample --run-dir {run} --output {run}/x.png", ["run `keras-vae train` first"]),
+    # Counts and rates: refused while parsing, naming the flag and the value.
+    "seed": ("train --run-dir {run} --seed -1", ["argument --seed", "received '-1'"]),
+    **{
+        f"learning-rate-{value}": (
+            f"train --run-dir {{run}} --learning-rate {value}",
+            ["argument --learning-rate", f"received '{value}'"],
+        )
+        for value in ("0", "-1e-3", "nan", "inf")
+    },
+    **{
+        f"steps-per-epoch{value}": (
+            f"train --run-dir {{run}} --steps-per-epoch {value}",
+            ["argument --steps-per-epoch", f"received '{value}'"],
+        )
+        for value in ("0", "-2")
+    },
+    **{
+        f"max-examples{value}": (
+            f"evaluate --run-dir {{run}} --max-examples {value}",
+            ["argument --max-examples", f"received '{value}'"],
+        )
+        for value in ("0", "-3")
+    },
+    "plot-num": (
+        "plot --run-dir {run} --kind reconstructions --output {run}/x.png --num 0",
+        ["argument --num", "received '0'"],
+    ),
+    "validation-size": (
+        "train --run-dir {run} --validation-size -1",
+        ["argument --validation-size", "received '-1'"],
+    ),
+    "convert-num-examples": (
+        "convert --saved-model {run} --output {run}/x.tflite --num-examples 0",
+        ["argument --num-examples", "received '0'"],
+    ),
+    # Outputs: checked before anything is computed, and nothing is left behind.
+    "sample-under-a-file": (
+        "sample --run-dir {run} --output {file}/x.png",
+        ["argument --output", "{file} is a file, not a folder"],
+    ),
+    "plot-unwritable": (
+        "plot --run-dir {run} --kind manifold --output {unwritable}/x.png",
+        ["argument --output", "{unwritable} is not writable"],
+    ),
+    "evaluate-under-a-file": (
+        "evaluate --run-dir {run} --output {file}/results.json",
+        ["argument --output", "{file} is a file, not a folder"],
+    ),
+    "train-unwritable": (
+        "train --run-dir {unwritable}/run",
+        ["argument --run-dir", "{unwritable} is not writable"],
+    ),
+    "export-unwritable": (
+        "export --run-dir {run} --model-dir {unwritable}/saved_models/vae",
+        ["argument --model-dir", "{unwritable} is not writable"],
+    ),
+    "convert-to-a-folder": (
+        "convert --saved-model {run} --output {manual}",
+        ["argument --output", "is a folder"],
+    ),
+}
+
+# Commands on damaged files (made in the `commands` fixture), and words of their message.
+DAMAGED = {
+    "truncated-model": ("sample --output {root}/x.png --run-dir", ["model.keras is damaged"]),
+    "corrupt-config": ("evaluate --run-dir", ["config.json is damaged", "not JSON"]),
+    **{
+        f"truncated-{name}": (
+            "convert --output {root}/x.tflite --saved-model",
+            ["The SavedModel in", "is damaged", "export the run again"],
+        )
+        for name in ("saved_model.pb", "variables.index", "variables.data")
+    },
 }
 
 # Each figure's command (besides --run-dir and --output) and its size in pixels.
@@ -81,11 +159,11 @@ FIGURES = {
 }
 
 
-def keras_vae(*args, python_m=False):
+def keras_vae(*args, python_m=False, env=ENV):
     """Runs `keras-vae ARGS` (or `python -m keras_vae ARGS`) to completion, or `TIMEOUT`."""
     program = [sys.executable, "-m", "keras_vae"] if python_m else [str(KERAS_VAE)]
     return subprocess.run(
-        [*program, *map(str, args)], env=ENV, capture_output=True, text=True, timeout=TIMEOUT
+        [*program, *map(str, args)], env=env, capture_output=True, text=True, timeout=TIMEOUT
     )
 
 
@@ -96,11 +174,11 @@ class Commands:
         self.executor = executor
         self.futures = {}
 
-    def start(self, name, *args, after=None, python_m=False):
+    def start(self, name, *args, after=None, python_m=False, env=ENV):
         def run():
             if after is not None:
                 self.result(after)
-            return keras_vae(*args, python_m=python_m)
+            return keras_vae(*args, python_m=python_m, env=env)
 
         self.futures[name] = self.executor.submit(run)
 
@@ -127,35 +205,86 @@ def run_dir(root):
 
 
 @pytest.fixture(scope="module")
-def commands(root, run_dir, tfds_data_dir):
+def unwritable(root):
+    """A folder nobody may write in: read-only, or, for root, whom modes do not stop, /sys."""
+    folder = root / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").touch()
+    except PermissionError:
+        return folder
+    return Path("/sys")
+
+
+def truncate(path):
+    with open(path, "r+b") as file:
+        file.truncate(path.stat().st_size // 2)
+
+
+def damage(root, tiny):
+    """The folders of the `DAMAGED` cases: a run or an export, each with one damaged file."""
+    folders = {case: root / "damaged" / case for case in DAMAGED}
+    for case in ("truncated-model", "corrupt-config"):
+        folders[case].mkdir(parents=True)
+        shutil.copy(tiny.model, folders[case])
+    truncate(folders["truncated-model"] / "model.keras")
+    (folders["corrupt-config"] / "config.json").write_text('{"dataset": "mnist",')
+    version = export_saved_model(keras.saving.load_model(tiny.model), root / "damaged" / "export")
+    files = {"saved_model.pb": "saved_model.pb", "variables.index": "variables/variables.index"}
+    files["variables.data"] = "variables/variables.data-00000-of-00001"
+    for name, file in files.items():
+        shutil.copytree(version, folders[f"truncated-{name}"])
+        truncate(folders[f"truncated-{name}"] / file)
+    return folders
+
+
+@pytest.fixture(scope="module")
+def commands(root, run_dir, tfds_data_dir, unwritable):
     # The manifold plot needs latent_dim=2, which no preset has; an untrained model will do.
     tiny = RunDir(root / "tiny")
     tiny.root.mkdir()
     tiny_vae((28, 28, 1), latent_dim=2).save(tiny.model)
     (root / "figures").mkdir()
+    damaged = damage(root, tiny)
 
     executor = ThreadPoolExecutor(max_workers=2)
     commands = Commands(executor)
     # Training first, and the commands that wait for it last, so none holds a worker idle.
     commands.start("train", *train_args(run_dir.root, tfds_data_dir))
     for case, (command, _) in USAGE_ERRORS.items():
-        paths = {name: root / case / name for name in ("run", "data", "manual")}
+        paths = case_paths(root, case, unwritable)
         paths["manual"].mkdir(parents=True)
+        paths["file"].write_text("a file, not a folder")
         commands.start(case, *[word.format(**paths) for word in command.split()])
+    # Without TF_CPP_MIN_LOG_LEVEL: TensorFlow's start-up records must not reach stderr.
+    loud = {name: value for name, value in ENV.items() if name != "TF_CPP_MIN_LOG_LEVEL"}
+    for case, (command, _) in DAMAGED.items():
+        commands.start(case, *command.format(root=root).split(), damaged[case], env=loud)
     commands.start("debug", "--debug", "train", "--run-dir", root / "debug", "--preset", "nosuch")
     commands.start("help", "--help", python_m=True)
     manifold = ("plot", "--kind", "manifold", "--output", root / "figures" / "manifold.png")
     commands.start("manifold", *manifold, "--run-dir", tiny.root)
+    # The run's own data dir, recorded in its config.json.
     commands.start(
         "evaluate",
         *("evaluate", "--run-dir", run_dir.root, "--num-samples", 1000, "--max-examples", 200),
-        *("--json", "--data-dir", tfds_data_dir),
+        "--json",
+        after="train",
+    )
+    # A flag still overrides the run's data dir: here one with nothing prepared.
+    empty = {name: root / "override" / name for name in ("data", "manual")}
+    empty["manual"].mkdir(parents=True)
+    commands.start(
+        "evaluate-elsewhere",
+        *("evaluate", "--run-dir", run_dir.root, "--num-samples", 10, "--max-examples", 7),
+        *("--data-dir", empty["data"], "--manual-dir", empty["manual"]),
         after="train",
     )
     for name, (command, _) in FIGURES.items():
         output = root / "figures" / f"{name}.png"
         command = [*command, "--run-dir", run_dir.root, "--output", output]
-        data = ["--data-dir", tfds_data_dir] if command[0] == "plot" else []
+        data = ["--data-dir", tfds_data_dir] if name == "latents" else []
         commands.start(name, *command, *data, after="train")
     commands.start("manifold-20", *manifold, "--run-dir", run_dir.root, after="train")
     commands.start("train-again", *train_args(run_dir.root, tfds_data_dir), after="train")
@@ -163,6 +292,12 @@ def commands(root, run_dir, tfds_data_dir):
         yield commands
     finally:
         executor.shutdown(cancel_futures=True)
+
+
+def case_paths(root, case, unwritable):
+    """The folders (and a regular file) a `USAGE_ERRORS` case's command and words name."""
+    paths = {name: root / case / name for name in ("run", "data", "manual", "file")}
+    return {**paths, "unwritable": unwritable}
 
 
 def stderr_lines(result):
@@ -205,7 +340,7 @@ def summaries(folder):
     return found
 
 
-def test_train_writes_the_run(commands, run_dir):
+def test_train_writes_the_run(commands, run_dir, tfds_data_dir):
     result = commands.result("train")
     assert result.returncode == 0, result.stderr
     assert json.loads(run_dir.config.read_text()) == {
@@ -224,6 +359,8 @@ def test_train_writes_the_run(commands, run_dir):
         "precision": "float32",
         "strategy": "default",
         "num_cpu_replicas": None,
+        "manual_dir": None,
+        "data_dir": str(Path(tfds_data_dir).resolve()),
     }
 
     vae = run_dir.load_model()
@@ -301,6 +438,35 @@ def test_train_resumes_after_a_kill(tmp_path, tfds_data_dir):
     assert run_dir.metrics.exists() and not run_dir.backup.exists()
 
 
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path, tfds_data_dir):
+    run_dir = RunDir(tmp_path / "run")
+    args = train_args(run_dir.root, tfds_data_dir, epochs=100)
+    process = subprocess.Popen(
+        [str(KERAS_VAE), *map(str, args)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        # config.json is written once the data load and the model builds: training starts.
+        while not run_dir.config.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "training did not start before the timeout"
+            time.sleep(0.05)
+        time.sleep(1.0)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=TIMEOUT)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130, stderr
+    lines = [line for line in stderr.splitlines() if line.strip() and not NOISE.match(line)]
+    assert lines == ["keras-vae: interrupted; the same command resumes the run"], stderr
+    assert not run_dir.metrics.exists()
+
+
 def test_evaluate_json(commands, run_dir):
     result = commands.result("evaluate")
     assert result.returncode == 0, result.stderr
@@ -326,6 +492,11 @@ def test_evaluate_json(commands, run_dir):
     assert json.loads(run_dir.metrics.read_text())["evaluation"] == results
 
 
+def test_a_data_dir_flag_overrides_the_runs(commands, root):
+    manual = root / "override" / "manual"
+    assert_usage_error(commands.result("evaluate-elsewhere"), "is not prepared", str(manual))
+
+
 @pytest.mark.parametrize("name", FIGURES)
 def test_figures(commands, root, name):
     result = commands.result(name)
@@ -346,11 +517,21 @@ def test_manifold_needs_two_latent_dimensions(commands):
 
 
 @pytest.mark.parametrize("case", USAGE_ERRORS)
-def test_usage_errors(commands, root, case):
-    words = [word.format(manual=root / case / "manual") for word in USAGE_ERRORS[case][1]]
+def test_usage_errors(commands, root, unwritable, case):
+    paths = case_paths(root, case, unwritable)
+    words = [word.format(**paths) for word in USAGE_ERRORS[case][1]]
     assert_usage_error(commands.result(case), *words)
     # A failed start leaves nothing behind that would refuse the corrected command.
     assert not (root / case / "run" / "config.json").exists()
+
+
+@pytest.mark.parametrize("case", DAMAGED)
+def test_damaged_files(commands, root, case):
+    result = commands.result(case)
+    assert_usage_error(result, *DAMAGED[case][1])
+    # One line, though TF_CPP_MIN_LOG_LEVEL is unset: TensorFlow's start-up logs are silenced.
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert sorted(path.name for path in root.glob("x.*")) == []
 
 
 def test_debug_shows_the_traceback(commands):
@@ -358,6 +539,26 @@ def test_debug_shows_the_traceback(commands):
     assert result.returncode != 0
     assert "Traceback (most recent call last)" in result.stderr
     assert "ValueError: Unknown preset 'nosuch'" in result.stderr
+
+
+def test_help_and_version_import_no_tensorflow():
+    building = (
+        "import sys; from keras_vae.cli import build_parser; build_parser(); "
+        "print(sorted(name for name in ('tensorflow', 'keras', 'numpy') if name in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", building], env=ENV, capture_output=True)
+    assert result.stdout.decode().strip() == "[]", result.stderr
+    for args in (["--help"], ["train", "--help"], ["--version"]):
+        # The fastest of three: a shared machine slows some runs, never speeds one up.
+        seconds = []
+        for _ in range(3):
+            started = time.perf_counter()
+            result = keras_vae(*args)
+            seconds.append(time.perf_counter() - started)
+        print(f"keras-vae {' '.join(args)}: {min(seconds):.2f} s")
+        assert result.returncode == 0 and result.stderr == "", result.stderr
+        assert min(seconds) < 1.0
+    assert result.stdout == f"keras-vae {importlib.metadata.version('keras-vae')}\n"
 
 
 def test_python_m_keras_vae_help(commands):

@@ -1,15 +1,23 @@
 """The `keras-vae` command line: train, evaluate, sample, plot, export and convert.
 
-Each subcommand lives in its own module with `add_parser(subparsers)`, which
-registers its flags and sets `run(args)`. Errors are one line on stderr and
-exit code 2; `--debug` shows the traceback.
+Each subcommand lives in its own module with `add_parser(subparsers)`, which registers its
+flags and sets `run(args)`. Building the parser imports no TensorFlow (each `run` imports
+what it needs), so `--help` answers at once. Expected failures (bad flags, bad or damaged
+files, missing data) are one line on stderr and exit code 2; Ctrl-C is one line and exit
+code 130; anything else is a bug and keeps its traceback. `--debug` shows every traceback.
 """
 
-import argparse
-import importlib
-import sys
+import os
 
-__all__ = ["main"]
+# Before anything imports TensorFlow: its C++ runtime reads these once, at start-up.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import argparse  # noqa: E402
+import importlib  # noqa: E402
+import importlib.metadata  # noqa: E402
+import sys  # noqa: E402
+
+__all__ = ["UsageError", "main"]
 
 COMMANDS = ("train", "evaluate", "sample", "plot", "export", "convert")
 
@@ -18,14 +26,26 @@ class UsageError(Exception):
     """A user error: printed as one line, exit code 2."""
 
 
+# What a user can cause and fix: flags, files (missing, damaged, unwritable), data.
+EXPECTED_ERRORS = (UsageError, ValueError, OSError)
+
+
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         raise UsageError(f"{self.prog}: {message}")
 
 
+def version():
+    try:
+        return importlib.metadata.version("keras-vae")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser():
     parser = Parser(prog="keras-vae", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name in COMMANDS:
         module = importlib.import_module(f"keras_vae.cli.{name}")
@@ -33,22 +53,51 @@ def build_parser():
     return parser
 
 
+def import_tensorflow(quiet=True):
+    """Imports TensorFlow, dropping what its C++ runtime prints before logging is set up.
+
+    Those records (oneDNN, CUDA drivers; each library printed twice) reach stderr before
+    TensorFlow reads `TF_CPP_MIN_LOG_LEVEL`, so only closing stderr during the import
+    silences them.
+    """
+    if "tensorflow" in sys.modules or not quiet:
+        import tensorflow  # noqa: F401
+
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def one_line(error):
+    message = " ".join(str(error).split()) or type(error).__name__
+    return message if message.startswith("keras-vae") else f"keras-vae: error: {message}"
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
+    args = None
     try:
         args = build_parser().parse_args(argv)
+        import_tensorflow(quiet=not debug)
         return args.run(args) or 0
-    except KeyboardInterrupt:
-        # Every file is written atomically and each epoch is backed up: the run resumes.
-        print("keras-vae: interrupted; the same command resumes", file=sys.stderr)
-        return 130
-    except (UsageError, ValueError, FileNotFoundError, FileExistsError) as error:
+    except EXPECTED_ERRORS as error:
         if debug:
             raise
-        message = " ".join(str(error).split())
-        print(
-            message if message.startswith("keras-vae") else f"keras-vae: error: {message}",
-            file=sys.stderr,
-        )
+        print(one_line(error), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        # Every file is written atomically and each epoch is backed up: a run resumes.
+        train = getattr(args, "command", None) == "train"
+        resume = "; the same command resumes" if train else ""
+        print(f"keras-vae: interrupted{resume}", file=sys.stderr)
+        return 130

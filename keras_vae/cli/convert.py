@@ -3,21 +3,10 @@
 import os
 from pathlib import Path
 
-import numpy as np
+from keras_vae.choices import QUANTIZATIONS, SIGNATURES
+from keras_vae.cli.arguments import data_dirs, output_file, positive_int
 
-from keras_vae.export import (
-    QUANTIZATIONS,
-    SIGNATURES,
-    TOLERANCES,
-    LiteRTModel,
-    compare,
-    convert_saved_model,
-    failures,
-    latest_version,
-    read_model_card,
-)
-
-__all__ = ["add_parser", "load_examples", "print_errors", "run"]
+__all__ = ["add_parser", "load_examples", "load_saved_model", "print_errors", "run"]
 
 
 def add_parser(subparsers):
@@ -29,7 +18,9 @@ def add_parser(subparsers):
         required=True,
         help="a version folder, or a model folder saved_models/NAME (its latest version)",
     )
-    parser.add_argument("--output", required=True, help="the .tflite file to write")
+    parser.add_argument(
+        "--output", required=True, type=output_file(), help="the .tflite file to write"
+    )
     parser.add_argument(
         "--signatures",
         nargs="+",
@@ -45,29 +36,44 @@ def add_parser(subparsers):
         help="int8: .npy of examples to calibrate on (default: the dataset's train split)",
     )
     parser.add_argument(
-        "--num-examples", type=int, default=256, help="examples to check the conversion on"
+        "--num-examples",
+        type=positive_int,
+        default=256,
+        help="examples to check the conversion on",
     )
     parser.add_argument(
         "--num-representative",
-        type=int,
+        type=positive_int,
         default=1000,
         help="int8: training examples to calibrate on",
     )
-    parser.add_argument("--manual-dir", help="folder of the dataset's original files (offline)")
-    parser.add_argument("--data-dir", help="TFDS data directory")
+    parser.add_argument("--manual-dir", help="default: the exported run's")
+    parser.add_argument("--data-dir", help="default: the exported run's")
     parser.set_defaults(run=run)
 
 
 def run(args):
+    from keras_vae.export import (
+        TOLERANCES,
+        LiteRTModel,
+        compare,
+        convert_saved_model,
+        failures,
+        read_model_card,
+    )
+
+    output = args.output
     saved_model = version_folder(args.saved_model)
+    load_saved_model(saved_model)
     card = read_model_card(saved_model)
     data_shape = tuple(card["input"]["shape"][1:])
-    data = card.get("data")
-    x = load_examples(data, data_shape, "test", args.num_examples, args, args.data)
+    data = card.get("data") or {}
+    data = {**data, **data_dirs(args, data)}
+    x = load_examples(data, data_shape, "test", args.num_examples, args.data)
     representative = None
     if args.quantization == "int8":
         representative = load_examples(
-            data, data_shape, "train", args.num_representative, args, args.representative_data
+            data, data_shape, "train", args.num_representative, args.representative_data
         )
     model = convert_saved_model(saved_model, args.signatures, args.quantization, representative)
     errors = compare(LiteRTModel(model), saved_model, x, args.signatures)
@@ -77,9 +83,8 @@ def run(args):
     if failed:
         raise ValueError(
             f"{args.quantization} TFLite outputs differ from the SavedModel's beyond the "
-            f"tolerance: {', '.join(failed)}; {args.output} not written."
+            f"tolerance: {', '.join(failed)}; {output} not written."
         )
-    output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(f".{output.name}.partial")
     partial.write_bytes(model)
@@ -93,6 +98,8 @@ def run(args):
 
 def version_folder(path):
     """`path` if it is a SavedModel, else the latest integer version inside it."""
+    from keras_vae.export import latest_version
+
     path = Path(path)
     if (path / "saved_model.pb").exists():
         return path
@@ -102,8 +109,29 @@ def version_folder(path):
     return path / str(version)
 
 
-def load_examples(data, data_shape, split, count, args, path=None):
-    """`count` examples from the `.npy` at `path`, or else from the split of the data protocol."""
+def load_saved_model(path):
+    """The SavedModel at `path`, or a `ValueError` saying it is damaged."""
+    import tensorflow as tf
+    from google.protobuf.message import DecodeError
+
+    try:
+        return tf.saved_model.load(str(path))
+    # What a truncated saved_model.pb, variables index or variables data raise.
+    except (OSError, DecodeError, IndexError, tf.errors.OpError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ValueError(
+            f"The SavedModel in {path} is damaged ({reason}); export the run again."
+        ) from error
+
+
+def load_examples(data, data_shape, split, count, path=None):
+    """`count` examples from the `.npy` at `path`, or else from the split of the data protocol.
+
+    `data` is the data protocol (`dataset`, `preprocessing`) and where the data are
+    (`manual_dir`, `data_dir`).
+    """
+    import numpy as np
+
     source = path
     if path:
         x = np.load(path)[:count].astype(np.float32)
@@ -117,8 +145,8 @@ def load_examples(data, data_shape, split, count, args, path=None):
             count,
             split=split,
             preprocessing=data["preprocessing"],
-            manual_dir=args.manual_dir,
-            data_dir=args.data_dir,
+            manual_dir=data.get("manual_dir"),
+            data_dir=data.get("data_dir"),
         )
         x = x.numpy().astype(np.float32)
         source = f"{data['dataset']} {split}"

@@ -1,10 +1,8 @@
 """`keras-vae evaluate`: ELBO, IWAE bounds and log p(x) of a trained run."""
 
 import json
-from pathlib import Path
 
-from keras_vae import data
-from keras_vae.evaluation import evaluate_bounds
+from keras_vae.cli.arguments import data_dirs, output_file, positive_float, positive_int
 from keras_vae.run_dir import RunDir
 
 __all__ = ["add_parser", "run"]
@@ -15,31 +13,35 @@ def add_parser(subparsers):
     parser.add_argument("--run-dir", required=True)
     parser.add_argument(
         "--num-samples",
-        type=int,
+        type=positive_int,
         default=5000,
         help="importance samples for log p(x) (default 5000)",
     )
     parser.add_argument("--split", default="test", choices=("train", "validation", "test"))
-    parser.add_argument("--max-examples", type=int, help="evaluate the first N examples only")
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument(
+        "--max-examples", type=positive_int, help="evaluate the first N examples only"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=100)
     parser.add_argument(
         "--memory-budget",
-        type=float,
+        type=positive_float,
         default=1.0,
         help="GiB the tensors of one compiled chunk of examples x samples may take (default 1)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--output", help="also write the results to this JSON file")
-    parser.add_argument("--manual-dir")
-    parser.add_argument("--data-dir")
+    # Checked while parsing, not after an evaluation that may take hours.
+    parser.add_argument(
+        "--output", type=output_file(), help="also write the results to this JSON file"
+    )
+    parser.add_argument("--manual-dir", help="default: the run's")
+    parser.add_argument("--data-dir", help="default: the run's")
     parser.set_defaults(run=run)
 
 
 def run(args):
-    if args.num_samples < 1:
-        raise ValueError(f"--num-samples must be positive; got {args.num_samples}.")
-    if not args.memory_budget > 0:
-        raise ValueError(f"--memory-budget must be positive (GiB); got {args.memory_budget}.")
+    from keras_vae import data
+    from keras_vae.evaluation import evaluate_bounds
+
     run_dir = RunDir(args.run_dir)
     config = run_dir.read_json(run_dir.config)
     vae = run_dir.load_model()
@@ -51,8 +53,7 @@ def run(args):
         batch_size=args.batch_size,
         seed=1,
         validation_size=config["validation_size"],
-        manual_dir=args.manual_dir,
-        data_dir=args.data_dir,
+        **data_dirs(args, config),
     )
     results = evaluate_bounds(
         vae,
@@ -64,7 +65,7 @@ def run(args):
     )
     results["split"] = args.split
     if args.output:
-        run_dir.write_json(Path(args.output), results)
+        run_dir.write_json(args.output, results)
     if run_dir.metrics.exists():
         metrics = run_dir.read_json(run_dir.metrics)
         run_dir.write_json(run_dir.metrics, {**metrics, "evaluation": results})

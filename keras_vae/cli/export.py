@@ -1,18 +1,9 @@
 """`keras-vae export`: a trained run as a TF Serving SavedModel version, or as ONNX files."""
 
 import tempfile
-from pathlib import Path
 
-from keras_vae.cli.convert import load_examples, print_errors
-from keras_vae.export import (
-    SIGNATURES,
-    build_archive,
-    compare_onnx,
-    export_onnx,
-    export_saved_model,
-    failures,
-)
-from keras_vae.export.onnx import ONNX_SIGNATURES, ONNX_TOLERANCE
+from keras_vae.choices import ONNX_SIGNATURES, SIGNATURES
+from keras_vae.cli.arguments import data_dirs, output_dir, positive_int
 from keras_vae.run_dir import RunDir
 
 __all__ = ["add_parser", "run"]
@@ -28,10 +19,13 @@ def add_parser(subparsers):
     parser.add_argument("--format", choices=FORMATS, default="saved_model")
     parser.add_argument(
         "--model-dir",
+        type=output_dir,
         help="saved_model: the model's folder, "
         "saved_models/NAME; the export becomes its next version",
     )
-    parser.add_argument("--output", help="onnx: folder of the .onnx files (default: RUN_DIR/onnx)")
+    parser.add_argument(
+        "--output", type=output_dir, help="onnx: folder of the .onnx files (default: RUN_DIR/onnx)"
+    )
     parser.add_argument(
         "--signatures",
         nargs="+",
@@ -44,17 +38,27 @@ def add_parser(subparsers):
         help="onnx: .npy of examples to check the files on (default: the run's test split)",
     )
     parser.add_argument(
-        "--num-examples", type=int, default=256, help="onnx: examples to check the files on"
+        "--num-examples",
+        type=positive_int,
+        default=256,
+        help="onnx: examples to check the files on",
     )
-    parser.add_argument("--manual-dir", help="folder of the dataset's original files (offline)")
-    parser.add_argument("--data-dir", help="TFDS data directory")
+    parser.add_argument("--manual-dir", help="default: the run's")
+    parser.add_argument("--data-dir", help="default: the run's")
     parser.set_defaults(run=run)
 
 
 def run(args):
+    from keras_vae.export import export_saved_model
+
     run_dir = RunDir(args.run_dir)
     config = run_dir.read_json(run_dir.config)
-    data = {"dataset": config.get("dataset"), "preprocessing": config.get("preprocessing")}
+    # Where the data came from too, so `convert` checks the export on the run's own data.
+    data = {
+        "dataset": config.get("dataset"),
+        "preprocessing": config.get("preprocessing"),
+        **data_dirs(args, config),
+    }
     if args.format == "onnx":
         return run_onnx(args, run_dir, data)
     if args.model_dir is None:
@@ -70,12 +74,16 @@ def run(args):
 
 
 def run_onnx(args, run_dir, data):
+    from keras_vae.cli.convert import load_examples, print_errors
+    from keras_vae.export import build_archive, compare_onnx, export_onnx, failures
+    from keras_vae.export.onnx import ONNX_TOLERANCE
+
     if args.model_dir is not None:
         raise ValueError("--model-dir is for --format saved_model; use --output with onnx.")
     names = args.signatures or ONNX_SIGNATURES
-    output = Path(args.output) if args.output else run_dir.root / "onnx"
+    output = args.output or run_dir.root / "onnx"
     model = run_dir.load_model()
-    x = load_examples(data, model.data_shape, "test", args.num_examples, args, args.data)
+    x = load_examples(data, model.data_shape, "test", args.num_examples, args.data)
     paths = export_onnx(model, output, names)
     # The reference: the same signatures, as TF Serving would run them.
     archive, _ = build_archive(model, names)

@@ -5,14 +5,19 @@ import math
 import shutil
 import sys
 import time
+from pathlib import Path
 
-import keras
-
-from keras_vae import data, distribute, faults, files, precision
+from keras_vae import faults, files
+from keras_vae.choices import OBJECTIVES, PRECISIONS, PREPROCESSING, STRATEGIES
+from keras_vae.cli.arguments import (
+    non_negative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+    seed,
+)
 from keras_vae.presets import PRESETS, get_preset
 from keras_vae.run_dir import RunDir
-from keras_vae.training import TrainingDiverged, elbo_drop, fit_run
-from keras_vae.validation import OBJECTIVES
 
 __all__ = ["RunConfig", "add_parser", "run"]
 
@@ -36,46 +41,60 @@ class RunConfig:
     precision: str
     strategy: str
     num_cpu_replicas: int | None
+    manual_dir: str | None
+    data_dir: str | None
 
 
 def add_parser(subparsers):
     parser = subparsers.add_parser("train", help="train a preset into a run directory")
     parser.add_argument("--preset", default="aevb-mnist", help=f"one of: {', '.join(PRESETS)}")
     parser.add_argument("--dataset", help="TFDS dataset name (default: the preset's)")
-    parser.add_argument("--preprocessing", choices=data.PREPROCESSING, help="default: the preset's")
-    parser.add_argument("--epochs", type=int, help="default: the preset's")
-    parser.add_argument("--batch-size", type=int, help="global batch size (default: the preset's)")
-    parser.add_argument("--learning-rate", type=float, help="Adam's (default: the preset's)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--preprocessing", choices=PREPROCESSING, help="default: the preset's")
+    parser.add_argument("--epochs", type=positive_int, help="default: the preset's")
+    parser.add_argument(
+        "--batch-size", type=positive_int, help="global batch size (default: the preset's)"
+    )
+    parser.add_argument(
+        "--learning-rate", type=positive_float, help="Adam's (default: the preset's)"
+    )
+    parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--objective", choices=OBJECTIVES, default="elbo")
-    parser.add_argument("--num-samples", type=int, default=1, help="samples of z per example")
+    parser.add_argument(
+        "--num-samples", type=positive_int, default=1, help="samples of z per example"
+    )
     parser.add_argument(
         "--validation-size",
-        type=int,
+        type=non_negative_int,
         default=0,
         help="training examples held out to select the best model (default 0: "
         "train on the whole training split, keep the last model)",
     )
-    parser.add_argument("--steps-per-epoch", type=int, help="default: one pass over the data")
+    parser.add_argument(
+        "--steps-per-epoch", type=positive_int, help="default: one pass over the data"
+    )
     parser.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
     parser.add_argument(
         "--precision",
-        choices=precision.PRECISIONS,
+        choices=PRECISIONS,
         default="float32",
         help="Keras dtype policy: mixed_* run the networks in float16/bfloat16 "
         "(densities stay float32)",
     )
-    parser.add_argument("--strategy", choices=distribute.STRATEGIES, default="default")
+    parser.add_argument("--strategy", choices=STRATEGIES, default="default")
     parser.add_argument(
         "--num-cpu-replicas",
-        type=int,
+        type=positive_int,
         help="with --strategy mirrored and no GPU: split the CPU into N devices",
     )
-    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--run-dir", required=True, type=output_dir)
     parser.add_argument("--manual-dir", help="folder of the dataset's original files (offline)")
     parser.add_argument("--data-dir", help="TFDS data directory")
     parser.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2))
     parser.set_defaults(run=run)
+
+
+def absolute(path):
+    return None if path is None else str(Path(path).expanduser().resolve())
 
 
 def make_config(args):
@@ -100,11 +119,10 @@ def make_config(args):
         precision=args.precision,
         strategy=args.strategy,
         num_cpu_replicas=args.num_cpu_replicas,
+        # Absolute, so the commands that read the run later find the same data from anywhere.
+        manual_dir=absolute(args.manual_dir),
+        data_dir=absolute(args.data_dir),
     )
-    for name in ("epochs", "batch_size", "num_samples"):
-        if getattr(config, name) < 1:
-            flag = "--" + name.replace("_", "-")
-            raise ValueError(f"{flag} must be positive; got {getattr(config, name)}.")
     if config.jit_compile and config.strategy != "default":
         # Keras compiles the whole replicated step, which XLA cannot place on several devices
         # ("Trying to access resource ... located in device CPU:1") nor run CPU collectives in.
@@ -137,6 +155,11 @@ def check_run_dir(run_dir, config):
 
 
 def run(args):
+    import keras
+
+    from keras_vae import data, distribute, precision
+    from keras_vae.training import TrainingDiverged, elbo_drop, fit_run
+
     config = make_config(args)
     run_dir = RunDir(args.run_dir)
     strategy = distribute.get_strategy(config.strategy, num_cpu_replicas=config.num_cpu_replicas)
@@ -148,8 +171,8 @@ def run(args):
         name=config.dataset,
         preprocessing=config.preprocessing,
         validation_size=config.validation_size,
-        manual_dir=args.manual_dir,
-        data_dir=args.data_dir,
+        manual_dir=config.manual_dir,
+        data_dir=config.data_dir,
     )
     # Every worker shuffles with the same seed, so their shares of each global batch are disjoint.
     drop_remainder = config.strategy == "tpu"

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from keras_vae.choices import ONNX_SIGNATURES
 from keras_vae.export.signatures import signatures
 from keras_vae.export.verify import compare
 from keras_vae.validation import check_finite_weights
 
 __all__ = ["ONNX_SIGNATURES", "ONNX_TOLERANCE", "compare_onnx", "export_onnx", "run_onnx"]
 
-ONNX_SIGNATURES = ("encode", "decode")
 
 # (atol, rtol) of `verify.failures`: float32 throughout, so only the order of
 # operations differs from TensorFlow's.

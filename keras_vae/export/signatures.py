@@ -24,13 +24,12 @@ batch dimension (TF Serving's row format); the terms average over its
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from keras_vae.choices import SIGNATURES
 from keras_vae.precision import in_float32
 
 __all__ = ["SIGNATURES", "Signature", "prior_needs_uniform", "signatures"]
 
 tfd = tfp.distributions
-
-SIGNATURES = ("serving_default", "encode", "decode", "sample", "elbo")
 
 
 class Signature:

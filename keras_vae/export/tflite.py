@@ -11,12 +11,12 @@ import warnings
 import numpy as np
 import tensorflow as tf
 
+from keras_vae.choices import QUANTIZATIONS
 from keras_vae.export.verify import check_shape, example_inputs
 from keras_vae.validation import check_finite_weights
 
 __all__ = ["QUANTIZATIONS", "TOLERANCES", "LiteRTModel", "convert_saved_model"]
 
-QUANTIZATIONS = ("float32", "float16", "dynamic-int8", "int8")
 
 # (atol, rtol): each output of a converted signature is within
 # atol + rtol * max|SavedModel output| of the SavedModel's. Set with a margin
