@@ -1,8 +1,8 @@
 """`keras-vae convert`: signatures of an exported SavedModel as one checked `.tflite` file."""
 
-import os
 from pathlib import Path
 
+from keras_vae import files
 from keras_vae.choices import QUANTIZATIONS, SIGNATURES
 from keras_vae.cli.arguments import data_dirs, output_file, positive_int
 
@@ -86,9 +86,7 @@ def run(args):
             f"tolerance: {', '.join(failed)}; {output} not written."
         )
     output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(f".{output.name}.partial")
-    partial.write_bytes(model)
-    os.replace(partial, output)
+    files.write_bytes(output, model)
     print(
         f"wrote {output} ({len(model) / 1e6:.2f} MB, {args.quantization}, "
         f"signatures {', '.join(args.signatures)}) from {saved_model}"
