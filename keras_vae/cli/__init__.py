@@ -14,7 +14,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
-import importlib.metadata  # noqa: E402
 import sys  # noqa: E402
 
 __all__ = ["UsageError", "main"]
@@ -35,17 +34,27 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def version():
-    try:
-        return importlib.metadata.version("keras-vae")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown (not installed)"
+class Version(argparse.Action):
+    """`--version`: the installed package's version, looked up only when asked for."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        import importlib.metadata
+
+        try:
+            version = importlib.metadata.version("keras-vae")
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown (not installed)"
+        print(f"{parser.prog} {version}")
+        parser.exit()
 
 
 def build_parser():
     parser = Parser(prog="keras-vae", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--version", action=Version)
     subparsers = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name in COMMANDS:
         module = importlib.import_module(f"keras_vae.cli.{name}")
