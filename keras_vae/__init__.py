@@ -16,8 +16,10 @@ import importlib
 __all__ = [
     "VAE",
     "bits_per_dim",
+    "callbacks",
     "data",
     "distribute",
+    "estimators",
     "likelihoods",
     "networks",
     "objectives",

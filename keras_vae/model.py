@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_vae import distribute, importance, objectives
+from keras_vae import distribute, estimators, importance, objectives
 from keras_vae.importance import DEFAULT_MEMORY_BUDGET
 from keras_vae.likelihoods import Bernoulli
 from keras_vae.posteriors import DiagonalNormal
@@ -29,10 +29,13 @@ class VAE(keras.Model):
         elbo = E_q[log p(x|z)] - beta * KL(q(z|x) || p(z))     (objective="elbo")
         iwae = E[log (1/k) sum_i p(x, z_i) / q(z_i|x)]         (objective="iwae", k=num_samples)
 
-    with reparameterized samples z = loc + scale * eps. The KL is in closed
-    form where TFP has one, a Monte Carlo estimate otherwise. `fit` and
-    `evaluate` report per-example `loss`, `elbo`, `reconstruction` and `kl`
-    in nats.
+    with gradients from `estimator` (reparameterized samples z = loc + scale * eps
+    by default; see `keras_vae.estimators`). The KL is in closed form where TFP
+    has one, a Monte Carlo estimate otherwise. `fit` and `evaluate` report
+    per-example `loss`, `elbo`, `reconstruction` and `kl` in nats: in training,
+    `loss` is the objective minimized (with `beta` and `free_bits`); in
+    evaluation, the negative bound itself, so that selecting the best model is
+    not swayed by an annealed `beta`.
 
     Args:
         encoder: Keras layer from data `(batch, *data_shape)` to features.
@@ -42,10 +45,19 @@ class VAE(keras.Model):
         posterior: A `keras_vae.posteriors.Posterior`; `DiagonalNormal()` when None.
         likelihood: A `keras_vae.likelihoods.Likelihood`; `Bernoulli()` when None.
             Its event shape is taken from the data.
-        beta: Weight of the KL term in the training loss (1 for the ELBO).
+        beta: Weight of the KL term in the training loss (1 for the ELBO): a
+            number, or a `keras.Variable` to share. The model keeps it in a
+            non-trainable variable, saved with its weights, so that a callback
+            setting `vae.beta` (like `keras_vae.callbacks.KLWarmup`) changes the
+            next step.
+        free_bits: Floor lambda, in nats, on the KL of each latent dimension in
+            the training loss (Kingma et al., 2016); 0 for none. See
+            `keras_vae.objectives.free_bits_kl`.
         num_samples: Samples of z per example in training (L of AEVB, k of IWAE).
         objective: `"elbo"` or `"iwae"`.
         seed: Seed of the reparameterization noise.
+        estimator: The gradient estimator: a name in
+            `keras_vae.estimators.ESTIMATORS` or a `keras_vae.estimators.Estimator`.
 
     Call arguments:
         inputs: A batch of data.
@@ -76,11 +88,16 @@ class VAE(keras.Model):
         num_samples=1,
         objective="elbo",
         seed=None,
+        estimator="reparameterization",
+        free_bits=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         check_options(
-            latent_dim=latent_dim, beta=beta, num_samples=num_samples, objective=objective
+            latent_dim=latent_dim,
+            beta=objectives.beta_value(beta),
+            num_samples=num_samples,
+            objective=objective,
         )
         # === Networks and families ===
         self.encoder = encoder
@@ -88,12 +105,15 @@ class VAE(keras.Model):
         self.prior = prior if prior is not None else StandardNormal()
         self.posterior = posterior if posterior is not None else DiagonalNormal()
         self.likelihood = likelihood if likelihood is not None else Bernoulli()
+        self.estimator = estimators.get(estimator)
         # === Config ===
         self.latent_dim = latent_dim
-        self.beta = beta
+        self.beta_variable = objectives.beta_variable(beta)
         self.num_samples = num_samples
         self.objective = objective
         self.seed = seed
+        self.free_bits = free_bits
+        estimators.check_applicable(self)
         # === State ===
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.loss_tracker = keras.metrics.Mean(name="loss")
@@ -112,10 +132,21 @@ class VAE(keras.Model):
             self.likelihood.build(features, self.data_shape)
         if not self.prior.built:
             self.prior.build(self.latent_dim, self.data_shape)
+        if not self.estimator.built:
+            self.estimator.build(self.data_shape)
         freeze_if_not_trainable(self)
 
     def call(self, inputs):
         return self.reconstruct(inputs)
+
+    @property
+    def beta(self):
+        """The weight of the KL term: a non-trainable variable; setting it assigns."""
+        return self.beta_variable
+
+    @beta.setter
+    def beta(self, value):
+        self.beta_variable.assign(objectives.beta_value(value, check=True))
 
     @property
     def metrics(self):
@@ -167,6 +198,17 @@ class VAE(keras.Model):
             seed = tf.random.experimental.stateless_fold_in(seed, replica)
         return tf.random.stateless_normal(shape, seed=seed)
 
+    def sample_posterior(self, x, num_samples=1, noise=None):
+        """x in the model's dtype, q(z|x)'s parameters and reparameterized z.
+
+        z has shape `(num_samples, batch, latent_dim)`; `noise` as in `terms`.
+        """
+        x = tf.cast(x, "float32")  # log-densities are float32 under mixed precision too
+        parameters = self.posterior_parameters(x)
+        if noise is None:
+            noise = self.standard_normal((num_samples, tf.shape(x)[0], self.latent_dim))
+        return x, parameters, self.posterior.reparameterize(parameters, noise)
+
     def terms(self, x, num_samples=1, noise=None, log_weights=False):
         """Per-example bound terms, in nats, from `num_samples` draws of z.
 
@@ -181,23 +223,13 @@ class VAE(keras.Model):
             A dict of `(batch,)` tensors `elbo`, `reconstruction` and `kl`, and
             `log_weights` of shape `(num_samples, batch)` when asked for.
         """
-        x = tf.cast(x, "float32")  # log-densities are float32 under mixed precision too
-        parameters = self.posterior_parameters(x)
-        if noise is None:
-            noise = self.standard_normal((num_samples, tf.shape(x)[0], self.latent_dim))
-        z = self.posterior.reparameterize(parameters, noise)  # (num_samples, batch, latent_dim)
+        x, parameters, z = self.sample_posterior(x, num_samples, noise)
         log_likelihood = self.likelihood.log_prob(self.likelihood_parameters(z), x)
         # (num_samples, batch)
         posterior = self.posterior.distribution(parameters)
-        prior = self.prior_distribution()
-        reconstruction = tf.reduce_mean(log_likelihood, axis=0)
-        # Computed once when the log-weights need it, and reused by a Monte Carlo KL.
-        log_ratio = objectives.log_density_ratio(posterior, prior, z) if log_weights else None
-        kl = objectives.kl_divergence(posterior, prior, z, log_ratio=log_ratio)
-        terms = {"elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
-        if log_weights:
-            terms["log_weights"] = log_likelihood - log_ratio
-        return terms
+        return objectives.bound_terms(
+            log_likelihood, posterior, self.prior_distribution(), z, log_weights
+        )
 
     def elbo(self, x, num_samples=1, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None):
         """Per-example ELBO, `(batch,)`, with `num_samples` draws for the expectation.
@@ -243,14 +275,13 @@ class VAE(keras.Model):
 
     # === Training ===
 
-    def _step_terms(self, data):
+    def _step_terms(self, data, training=False):
         x = data[0] if isinstance(data, (tuple, list)) else data
+        if training:  # the training objective, with the gradient of the estimator
+            return self.estimator.loss(self, x)
         iwae = self.objective == "iwae"
         terms = self.terms(x, self.num_samples, log_weights=iwae)
-        if iwae:
-            loss = -objectives.iwae_bound(terms.pop("log_weights"))
-        else:
-            loss = self.beta * terms["kl"] - terms["reconstruction"]
+        loss = -objectives.iwae_bound(terms.pop("log_weights")) if iwae else -terms["elbo"]
         return loss, terms  # (batch,) each
 
     def _update_metrics(self, loss, terms):
@@ -266,7 +297,7 @@ class VAE(keras.Model):
 
     def train_step(self, data):
         with tf.GradientTape() as tape:
-            loss, terms = self._step_terms(data)
+            loss, terms = self._step_terms(data, training=True)
             # The optimizer sums gradients over replicas: each contributes its share of
             # the global-batch mean, so the update does not depend on the replica count.
             scaled_loss = distribute.global_batch_mean(loss)
@@ -315,15 +346,18 @@ class VAE(keras.Model):
             "prior": serialize(self.prior),
             "posterior": serialize(self.posterior),
             "likelihood": serialize(self.likelihood),
-            "beta": self.beta,
+            "beta": objectives.beta_value(self.beta),
             "num_samples": self.num_samples,
             "objective": self.objective,
             "seed": self.seed,
+            "estimator": serialize(self.estimator),
+            "free_bits": self.free_bits,
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for name in ("encoder", "decoder", "prior", "posterior", "likelihood"):
-            config[name] = deserialize(config[name])
+        for name in ("encoder", "decoder", "prior", "posterior", "likelihood", "estimator"):
+            if name in config:
+                config[name] = deserialize(config[name])
         return cls(**config)

@@ -7,14 +7,32 @@ With z_1..z_k ~ q(z|x) and log-weights log w_i = log p(x|z_i) + log p(z_i) - log
     elbo = iwae_1 <= iwae_k <= iwae_{k+1} <= log p(x)
 
 and iwae_k with large k is the importance-sampled estimate of log p(x).
+
+Training may weight the KL (beta, annealed by `keras_vae.callbacks.KLWarmup`)
+and floor it per latent dimension (`free_bits_kl`); the bounds reported stay
+the true ones.
 """
 
 import math
 
+import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-__all__ = ["bits_per_dim", "has_closed_form_kl", "iwae_bound", "kl_divergence", "log_density_ratio"]
+from keras_vae.validation import check_non_negative
+
+__all__ = [
+    "beta_value",
+    "beta_variable",
+    "bits_per_dim",
+    "bound_terms",
+    "free_bits_kl",
+    "has_closed_form_kl",
+    "iwae_bound",
+    "kl_divergence",
+    "kl_per_dimension",
+    "log_density_ratio",
+]
 
 tfd = tfp.distributions
 
@@ -62,6 +80,91 @@ def kl_divergence(posterior, prior, samples, log_ratio=None):
         if log_ratio is None:
             log_ratio = log_density_ratio(posterior, prior, samples)
         return tf.reduce_mean(log_ratio, axis=0)
+
+
+def bound_terms(log_likelihood, posterior, prior, samples, log_weights=False):
+    """Per-example bound terms from log p(x|z) at `samples` of q(z|x).
+
+    Args:
+        log_likelihood: log p(x|z) at `samples`, `(num_samples, batch)`.
+        posterior: q(z|x), batch shape `(batch,)`.
+        prior: p(z).
+        samples: The draws z, `(num_samples, batch, latent_dim)`.
+        log_weights: Whether to return the importance log-weights too.
+
+    Returns:
+        A dict of `(batch,)` tensors `elbo`, `reconstruction` and `kl`, and
+        `log_weights` of shape `(num_samples, batch)` when asked for.
+    """
+    reconstruction = tf.reduce_mean(log_likelihood, axis=0)
+    # Computed once when the log-weights need it, and reused by a Monte Carlo KL.
+    log_ratio = log_density_ratio(posterior, prior, samples) if log_weights else None
+    kl = kl_divergence(posterior, prior, samples, log_ratio=log_ratio)
+    terms = {"elbo": reconstruction - kl, "reconstruction": reconstruction, "kl": kl}
+    if log_weights:
+        terms["log_weights"] = log_likelihood - log_ratio
+    return terms
+
+
+def kl_per_dimension(posterior_parameters):
+    """KL(N(loc_j, scale_j^2) || N(0, 1)) for each latent dimension j, `(batch, latent_dim)`.
+
+    The closed form 0.5 * (loc_j^2 + scale_j^2 - 1) - log scale_j, for a diagonal
+    Gaussian posterior against the standard normal prior; its sum over j is the KL.
+    """
+    loc, scale = posterior_parameters["loc"], posterior_parameters["scale"]
+    return tfd.kl_divergence(tfd.Normal(loc, scale), tfd.Normal(tf.zeros_like(loc), 1.0))
+
+
+def free_bits_kl(kl_per_dim, free_bits):
+    """The KL with a floor lambda on each dimension's batch average (Kingma et al., 2016).
+
+    With KL_ij the KL of example i in latent dimension j and m_j its mean over
+    the batch, the floored KL is sum_j max(lambda, m_j). It is returned per
+    example as sum_j (KL_ij if m_j > lambda else lambda), whose batch mean is
+    that sum: dimensions below the floor cost lambda and get no gradient, the
+    others keep theirs. Under `tf.distribute` the batch is each replica's.
+
+    Args:
+        kl_per_dim: `(batch, latent_dim)`, as from `kl_per_dimension`.
+        free_bits: The floor lambda, in nats per dimension.
+
+    Returns:
+        A `(batch,)` tensor.
+
+    Example:
+
+    >>> kl = tf.constant([[0.1, 2.0], [0.3, 4.0]])
+    >>> free_bits_kl(kl, 0.5).numpy().tolist()
+    [2.5, 4.5]
+    """
+    floor = tf.cast(free_bits, kl_per_dim.dtype)
+    above = tf.reduce_mean(kl_per_dim, axis=0) > floor  # (latent_dim,)
+    return tf.reduce_sum(tf.where(above, kl_per_dim, floor), axis=-1)
+
+
+def beta_value(beta, check=False):
+    """The number held by `beta`, a number or a `keras.Variable`; other values pass through.
+
+    With `check`, raises `ValueError` unless it is a number >= 0.
+    """
+    if isinstance(beta, keras.Variable):
+        beta = float(keras.ops.convert_to_numpy(beta.value))
+    if check:
+        check_non_negative("beta", beta)
+    return beta
+
+
+def beta_variable(beta):
+    """A non-trainable float32 variable holding `beta`: `beta` itself if it is a variable.
+
+    A callback assigns it between steps; a Python float would be captured when
+    the training step is traced, and later changes ignored.
+    """
+    if isinstance(beta, keras.Variable):
+        beta.trainable = False  # a KL weight is set, never learned
+        return beta
+    return keras.Variable(float(beta), dtype="float32", trainable=False, name="beta")
 
 
 def iwae_bound(log_weights):

@@ -189,22 +189,31 @@ def test_evaluate_elbo_is_the_mean_elbo_in_nats(trained_vae):
     assert -np.prod(DATA_SHAPE) * math.log(2.0) < direct < 0
 
 
-def test_beta_weights_the_loss_but_not_the_elbo():
+def test_beta_weights_the_training_loss_but_not_the_elbo():
     x = binary_data(128)
     vae, weighted = make_vae(), make_vae(beta=4.0)
     weighted.set_weights(vae.get_weights())
+    assert float(weighted.beta) == 1.0  # beta is one of the weights,
+    weighted.beta = 4.0  # so set it again.
     # Same weights and seed: the same noise, so the same bound terms.
     metrics = vae.evaluate(x, batch_size=128, verbose=0, return_dict=True)
     weighted_metrics = weighted.evaluate(x, batch_size=128, verbose=0, return_dict=True)
     for name in ("elbo", "reconstruction", "kl"):
         assert weighted_metrics[name] == pytest.approx(metrics[name], rel=1e-6)
-    assert metrics["loss"] == pytest.approx(-metrics["elbo"], rel=1e-6)
-    expected = -metrics["elbo"] + 3.0 * metrics["kl"]
-    assert weighted_metrics["loss"] == pytest.approx(expected, rel=1e-5)
+    # Evaluation reports the bound itself, whatever beta.
+    for logs in (metrics, weighted_metrics):
+        assert logs["loss"] == pytest.approx(-logs["elbo"], rel=1e-6)
+
+    # One step on one batch: the training loss is beta * KL - reconstruction.
+    history = vae.fit(x, batch_size=128, epochs=1, verbose=0).history
+    weighted_history = weighted.fit(x, batch_size=128, epochs=1, verbose=0).history
+    for name in ("elbo", "reconstruction", "kl"):
+        assert weighted_history[name][0] == pytest.approx(history[name][0], rel=1e-6)
+    assert history["loss"][0] == pytest.approx(-history["elbo"][0], rel=1e-6)
+    expected = -history["elbo"][0] + 3.0 * history["kl"][0]
+    assert weighted_history["loss"][0] == pytest.approx(expected, rel=1e-5)
 
     # And so it changes the gradient.
-    vae.fit(x, batch_size=128, epochs=1, verbose=0)
-    weighted.fit(x, batch_size=128, epochs=1, verbose=0)
     changed = [
         not np.allclose(a, b)
         for a, b in zip(vae.get_weights(), weighted.get_weights(), strict=True)

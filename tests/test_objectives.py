@@ -1,13 +1,14 @@
 """The bounds, KL terms and likelihood densities against closed forms and Monte Carlo."""
 
 import math
+import re
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
-from helpers import tiny_vae
+from helpers import run_model_saving_test, tiny_vae
 
 import keras_vae as kv
 from keras_vae import objectives
@@ -244,3 +245,65 @@ def test_normal_log_prob(scale):
     expected = -0.5 * np.log(2 * np.pi) - np.log(sigma) - 0.5 * ((x - loc) / sigma) ** 2
     np.testing.assert_allclose(log_prob, expected.sum((1, 2)), rtol=1e-5)
     np.testing.assert_allclose(likelihood.mean(parameters), loc, rtol=1e-6)
+
+
+# === Objective controls: free bits and beta ===
+
+
+def test_free_bits_loss_equals_the_hand_computed_value():
+    keras.utils.set_random_seed(0)
+    x = (np.random.default_rng(0).random((64, 6)) < 0.4).astype("float32")
+    vae = tiny_vae(latent_dim=4, seed=2, beta=0.5)
+    parameters = vae.posterior_parameters(x)
+    loc, scale = (parameters[name].numpy().astype("float64") for name in ("loc", "scale"))
+    kl = 0.5 * (loc**2 + scale**2 - 1.0) - np.log(scale)  # (batch, latent_dim)
+    means = kl.mean(axis=0)
+    free_bits = float(np.median(means))  # two dimensions below the floor, two above
+    assert (means < free_bits).sum() == 2 and (means > free_bits).sum() == 2
+
+    keras.utils.set_random_seed(0)  # the same initial weights
+    vae = tiny_vae(latent_dim=4, seed=2, beta=0.5, free_bits=free_bits)
+    np.testing.assert_allclose(vae.posterior_parameters(x)["loc"], loc, rtol=1e-6)
+    history = vae.fit(x, batch_size=64, epochs=1, verbose=0, shuffle=False).history
+    expected = 0.5 * np.maximum(free_bits, means).sum() - history["reconstruction"][0]
+    assert history["loss"][0] == pytest.approx(expected, rel=1e-5)
+    # The bound reported is the true one: the KL unfloored.
+    assert history["kl"][0] == pytest.approx(kl.sum(axis=1).mean(), rel=1e-5)
+
+
+def test_free_bits_gradient_leaves_floored_dimensions_alone():
+    kl = tf.Variable([[0.1, 2.0, 0.2], [0.3, 4.0, 0.9]])
+    with tf.GradientTape() as tape:
+        floored = objectives.free_bits_kl(kl, 0.5)
+    # Dimension 0 (mean 0.2) is floored; 2 (mean 0.55) and 1 are above it, and their
+    # batch mean is max(0.5, 0.2) + max(0.5, 3.0) + max(0.5, 0.55).
+    np.testing.assert_allclose(floored, [0.5 + 2.0 + 0.2, 0.5 + 4.0 + 0.9], rtol=1e-6)
+    assert float(tf.reduce_mean(floored)) == pytest.approx(0.5 + 3.0 + 0.55)
+    np.testing.assert_array_equal(tape.gradient(floored, kl), [[0, 1, 1], [0, 1, 1]])
+
+
+@pytest.mark.parametrize(
+    "options, received",
+    [
+        ({"objective": "iwae", "num_samples": 2}, "objective='iwae'"),
+        ({"estimator": "stl"}, "estimator='stl'"),
+        ({"posterior": kv.posteriors.FullCovarianceNormal()}, "posterior=FullCovarianceNormal"),
+        ({"prior": kv.priors.MixtureOfNormals(2)}, "prior=MixtureOfNormals"),
+    ],
+)
+def test_free_bits_refused_without_a_closed_form_per_dimension(options, received):
+    with pytest.raises(ValueError, match=f"Received: free_bits=0.5 with .*{re.escape(received)}"):
+        kv.VAE(kv.networks.MLP([4]), kv.networks.MLP([4]), 2, free_bits=0.5, **options)
+    with pytest.raises(ValueError, match="Received: free_bits=-1"):
+        kv.VAE(kv.networks.MLP([4]), kv.networks.MLP([4]), 2, free_bits=-1)
+
+
+def test_beta_is_saved_with_the_model(tmp_path):
+    x = (np.random.default_rng(0).random((16, 6)) < 0.4).astype("float32")
+    vae = tiny_vae(free_bits=0.25, estimator="score_function")
+    vae.fit(x, batch_size=16, verbose=0)
+    vae.beta = 0.3
+    loaded = run_model_saving_test(vae, x, tmp_path / "model.keras")
+    assert float(loaded.beta) == pytest.approx(0.3)
+    assert loaded.free_bits == 0.25
+    assert loaded.get_config()["beta"] == pytest.approx(0.3)
