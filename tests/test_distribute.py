@@ -19,6 +19,11 @@ import pytest
 import tensorflow as tf
 
 DATA_DIM, LATENT_DIM = 12, 2
+ESTIMATOR_OPTIONS = {
+    "score_function": {},
+    "stl": {},
+    "dreg": {"objective": "iwae", "num_samples": 2},
+}
 # Float32 sums in a different order: a gradient summed over two half-batches
 # differs from the whole-batch one by a few ulps of its terms (about 1e-7
 # relative), far below one update, which is about 1e-2 here.
@@ -34,7 +39,7 @@ def fixed_noise_vae_class():
     class FixedNoiseVAE(kv.VAE):
         """Noise a fixed function of each example: the same whichever replica draws it."""
 
-        def terms(self, x, num_samples=1, noise=None, log_weights=False):
+        def sample_posterior(self, x, num_samples=1, noise=None):
             if noise is None:
                 projection = tf.random.stateless_normal(
                     (DATA_DIM, num_samples * self.latent_dim), seed=(7, 8)
@@ -42,19 +47,23 @@ def fixed_noise_vae_class():
                 noise = tf.tanh(x @ projection) * 1.5  # (batch, num_samples * latent_dim)
                 noise = tf.reshape(noise, (-1, num_samples, self.latent_dim))
                 noise = tf.transpose(noise, (1, 0, 2))  # (num_samples, batch, latent_dim)
-            return super().terms(x, num_samples, noise, log_weights)
+            return super().sample_posterior(x, num_samples, noise)
 
     return FixedNoiseVAE
 
 
-def make_vae(strategy, weights=None, learning_rate=0.1):
+def make_vae(strategy, weights=None, learning_rate=0.1, **options):
     import keras
 
     import keras_vae as kv
 
     with strategy.scope():
         vae = fixed_noise_vae_class()(
-            kv.networks.MLP([16], "tanh"), kv.networks.MLP([16], "tanh"), LATENT_DIM, seed=3
+            kv.networks.MLP([16], "tanh"),
+            kv.networks.MLP([16], "tanh"),
+            LATENT_DIM,
+            seed=3,
+            **options,
         )
         vae.build((None, DATA_DIM))
         # SGD: the weight change is the learning rate times the gradient, nothing else.
@@ -74,11 +83,11 @@ def max_difference(weights, other_weights):
     return max(float(np.max(np.abs(a - b))) for a, b in zip(weights, other_weights, strict=True))
 
 
-def compare_step(strategies, initial, x):
+def compare_step(strategies, initial, x, **options):
     """One SGD step on the global batch `x` from weights `initial`, under each strategy."""
     updated = []
     for strategy in strategies:
-        vae = make_vae(strategy, initial)
+        vae = make_vae(strategy, initial, **options)
         vae.fit(batches(x, len(x)), epochs=1, verbose=0)
         updated.append(vae.get_weights())
     return {
@@ -113,6 +122,12 @@ def measure():
         local = mirrored.experimental_distribute_dataset(batches(x[:size], size))
         sizes = [int(t.shape[0]) for t in mirrored.experimental_local_results(next(iter(local)))]
         results[f"step_{size}"]["replica_batch_sizes"] = sizes
+
+    # The estimators' surrogate losses, and the score function's baselines, on two replicas.
+    for estimator, options in ESTIMATOR_OPTIONS.items():
+        options = {"estimator": estimator, **options}
+        start = make_vae(single, **options).get_weights()
+        results[f"step_{estimator}"] = compare_step((single, mirrored), start, x[:32], **options)
 
     # Metrics over 97 examples in batches of 32: the last batch holds 1.
     direct = make_vae(single, initial).terms(x)
@@ -159,6 +174,14 @@ def test_a_step_on_two_replicas_equals_one_on_one_device(mirrored, size):
     assert sum(step["replica_batch_sizes"]) == size
     assert max(step["replica_batch_sizes"]) == (size + 1) // 2
     # Measured: 1.5e-8 (32), 1.5e-8 (33), 0 (1), for updates of 0.01 to 0.05.
+    assert step["max_weight_difference"] < WEIGHT_TOLERANCE
+    assert step["max_update"] > 1000 * WEIGHT_TOLERANCE
+
+
+@pytest.mark.parametrize("estimator", ESTIMATOR_OPTIONS)
+def test_each_estimator_steps_on_two_replicas_as_on_one_device(mirrored, estimator):
+    step = mirrored[f"step_{estimator}"]
+    # The weights include the score function's running average and baseline network.
     assert step["max_weight_difference"] < WEIGHT_TOLERANCE
     assert step["max_update"] > 1000 * WEIGHT_TOLERANCE
 
