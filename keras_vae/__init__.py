@@ -18,6 +18,7 @@ __all__ = [
     "bits_per_dim",
     "callbacks",
     "data",
+    "diagnostics",
     "distribute",
     "estimators",
     "likelihoods",

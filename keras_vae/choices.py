@@ -12,6 +12,7 @@ Example:
 """
 
 __all__ = [
+    "ESTIMATORS",
     "FIGURES",
     "OBJECTIVES",
     "ONNX_SIGNATURES",
@@ -23,6 +24,7 @@ __all__ = [
 ]
 
 OBJECTIVES = ("elbo", "iwae")
+ESTIMATORS = ("reparameterization", "score_function", "stl", "dreg")
 PREPROCESSING = ("dynamic", "static", "continuous", "8bit")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")

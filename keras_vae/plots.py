@@ -17,7 +17,15 @@ import tensorflow_probability as tfp  # noqa: E402
 from keras_vae import files  # noqa: E402
 from keras_vae.images import image_grid, interleave, to_images  # noqa: E402
 
-__all__ = ["latents", "manifold", "reconstructions", "samples", "save_grid", "traversals"]
+__all__ = [
+    "gradient_variance",
+    "latents",
+    "manifold",
+    "reconstructions",
+    "samples",
+    "save_grid",
+    "traversals",
+]
 
 
 def save_grid(images, path, columns=None, scale=2):
@@ -83,4 +91,36 @@ def latents(vae, x, labels, path):
     axis.set_ylabel("principal axis 2" if loc.shape[1] > 2 else "z_2")
     with files.atomic_path(path) as partial:
         figure.savefig(partial)
+    plt.close(figure)
+
+
+def gradient_variance(statistics, path, title=None):
+    """Bars of each estimator's gradient variance and SNR per parameter group, log scale.
+
+    Args:
+        statistics: What `keras_vae.diagnostics.gradient_variance` returns.
+        path: The PNG to write.
+        title: The figure's title.
+    """
+    labels = list(statistics)
+    groups = list(next(iter(statistics.values())))
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    width = 0.8 / len(labels)
+    for index, label in enumerate(labels):
+        summaries = [statistics[label][group].summary() for group in groups]
+        positions = np.arange(len(groups)) + (index - (len(labels) - 1) / 2) * width
+        for axis, key in zip(axes, ("total_variance", "mean_snr"), strict=True):
+            axis.bar(positions, [summary[key] for summary in summaries], width, label=label)
+    for axis, name in zip(
+        axes, ("sum of gradient variances", "mean SNR |mean| / std"), strict=True
+    ):
+        axis.set_yscale("log")
+        axis.set_xticks(np.arange(len(groups)), groups)
+        axis.set_ylabel(name)
+    axes[0].legend(fontsize="small")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    with files.atomic_path(path) as partial:
+        figure.savefig(partial, format="png")
     plt.close(figure)

@@ -1,4 +1,4 @@
-"""The `keras-vae` command line: train, evaluate, sample, plot, export and convert.
+"""The `keras-vae` command line: train, evaluate, sample, plot, export, convert and diagnose.
 
 Each subcommand lives in its own module with `add_parser(subparsers)`, which registers its
 flags and sets `run(args)`. Building the parser imports no TensorFlow (each `run` imports
@@ -18,7 +18,7 @@ import sys  # noqa: E402
 
 __all__ = ["UsageError", "main"]
 
-COMMANDS = ("train", "evaluate", "sample", "plot", "export", "convert")
+COMMANDS = ("train", "evaluate", "sample", "plot", "export", "convert", "diagnose")
 
 
 class UsageError(Exception):

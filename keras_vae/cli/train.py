@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from keras_vae import faults, files
-from keras_vae.choices import OBJECTIVES, PRECISIONS, PREPROCESSING, STRATEGIES
+from keras_vae.choices import ESTIMATORS, OBJECTIVES, PRECISIONS, PREPROCESSING, STRATEGIES
 from keras_vae.cli.arguments import (
     non_negative_int,
     output_dir,
@@ -43,6 +43,10 @@ class RunConfig:
     num_cpu_replicas: int | None
     manual_dir: str | None
     data_dir: str | None
+    estimator: str = "reparameterization"
+    beta: float = 1.0
+    kl_warmup_epochs: int = 0
+    free_bits: float = 0.0
 
 
 def add_parser(subparsers):
@@ -59,6 +63,14 @@ def add_parser(subparsers):
     )
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--objective", choices=OBJECTIVES, default="elbo")
+    parser.add_argument("--estimator", choices=ESTIMATORS, default="reparameterization")
+    parser.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
+    parser.add_argument(
+        "--kl-warmup-epochs", type=non_negative_int, default=0, help="beta from 0 over N epochs"
+    )
+    parser.add_argument(
+        "--free-bits", type=float, default=0.0, help="floor on the KL per latent dimension (nats)"
+    )
     parser.add_argument(
         "--num-samples", type=positive_int, default=1, help="samples of z per example"
     )
@@ -122,7 +134,15 @@ def make_config(args):
         # Absolute, so the commands that read the run later find the same data from anywhere.
         manual_dir=absolute(args.manual_dir),
         data_dir=absolute(args.data_dir),
+        estimator=args.estimator,
+        beta=args.beta,
+        kl_warmup_epochs=args.kl_warmup_epochs,
+        free_bits=args.free_bits,
     )
+    if config.kl_warmup_epochs and config.objective != "elbo":
+        raise ValueError(
+            "--kl-warmup-epochs needs --objective elbo: the IWAE bound has no KL term to weight."
+        )
     if config.jit_compile and config.strategy != "default":
         # Keras compiles the whole replicated step, which XLA cannot place on several devices
         # ("Trying to access resource ... located in device CPU:1") nor run CPU collectives in.
@@ -158,6 +178,7 @@ def run(args):
     import keras
 
     from keras_vae import data, distribute, precision
+    from keras_vae.callbacks import KLWarmup
     from keras_vae.training import TrainingDiverged, elbo_drop, fit_run
 
     config = make_config(args)
@@ -197,7 +218,12 @@ def run(args):
 
     with strategy.scope(), precision.policy(config.precision):
         vae = get_preset(config.preset).build_model(
-            objective=config.objective, num_samples=config.num_samples, seed=config.seed
+            objective=config.objective,
+            num_samples=config.num_samples,
+            seed=config.seed,
+            estimator=config.estimator,
+            beta=config.beta,
+            free_bits=config.free_bits,
         )
         vae.build((None, *examples.shape[1:]))
         vae.compile(
@@ -224,6 +250,9 @@ def run(args):
             verbose=args.verbose,
             steps_per_epoch=config.steps_per_epoch,
             keep_backup=worker.is_chief,  # Until metrics.json is written.
+            callbacks=[KLWarmup(config.kl_warmup_epochs, config.beta)]
+            if config.kl_warmup_epochs
+            else [],
         )
     except TrainingDiverged as error:
         print(
