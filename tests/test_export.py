@@ -30,8 +30,10 @@ from keras_vae.export import (
     read_model_card,
 )
 
-# Runs every signature of every export with TensorFlow only: importing keras_vae
-# or tensorflow_probability raises, and neither may be loaded at the end.
+# Runs signatures of exports with TensorFlow only: importing keras_vae or
+# tensorflow_probability raises, and neither may be loaded at the end. Requests
+# are keyed by (folder, signature, ...); a refused request gives the error's
+# class name and message instead of the outputs.
 FRESH_PROCESS = textwrap.dedent(
     """
     import sys
@@ -42,18 +44,34 @@ FRESH_PROCESS = textwrap.dedent(
 
     requests = np.load(sys.argv[1], allow_pickle=True).item()
     results, models = {}, {}
-    for (folder, signature), inputs in requests.items():
+    for key, inputs in requests.items():
+        folder, signature = key[:2]
         if folder not in models:
             models[folder] = tf.saved_model.load(folder)
         function = models[folder].signatures[signature]
-        outputs = function(**{name: tf.constant(value) for name, value in inputs.items()})
-        results[folder, signature] = {name: value.numpy() for name, value in outputs.items()}
+        try:
+            outputs = function(**{name: tf.constant(value) for name, value in inputs.items()})
+        except tf.errors.OpError as error:
+            results[key] = f"{type(error).__name__}: {error.message}"
+            continue
+        results[key] = {name: value.numpy() for name, value in outputs.items()}
     np.save(sys.argv[2], results, allow_pickle=True)
     loaded = [name for name in ("keras_vae", "tensorflow_probability")
               if sys.modules.get(name) is not None]
     assert not loaded, loaded
     """
 )
+
+
+def run_in_fresh_process(requests, folder):
+    """The results of `FRESH_PROCESS` on `requests`, files in `folder`."""
+    np.save(folder / "requests.npy", requests, allow_pickle=True)
+    subprocess.run(
+        [sys.executable, "-c", FRESH_PROCESS, folder / "requests.npy", folder / "results.npy"],
+        check=True,
+        cwd=folder,
+    )
+    return np.load(folder / "results.npy", allow_pickle=True).item()
 
 
 def test_signatures_match_the_model_in_a_process_without_keras_vae(tmp_path):
@@ -65,13 +83,7 @@ def test_signatures_match_the_model_in_a_process_without_keras_vae(tmp_path):
             key = (str(exported(kind)), signature)
             requests[key] = inputs
             expected[key] = expected_outputs(vae, signature, inputs)
-    np.save(tmp_path / "requests.npy", requests, allow_pickle=True)
-    subprocess.run(
-        [sys.executable, "-c", FRESH_PROCESS, tmp_path / "requests.npy", tmp_path / "results.npy"],
-        check=True,
-        cwd=tmp_path,
-    )
-    results = np.load(tmp_path / "results.npy", allow_pickle=True).item()
+    results = run_in_fresh_process(requests, tmp_path)
     for key, outputs in expected.items():
         assert sorted(results[key]) == sorted(outputs), key
         for name, value in outputs.items():
@@ -135,7 +147,7 @@ def test_failed_export_leaves_no_version_and_no_temporary_folder(tmp_path, monke
 
 def test_model_card_describes_the_export():
     card = read_model_card(exported("mnist_mlp"))
-    assert card["input"] == {"shape": [-1, 28, 28, 1], "dtype": "float32"}
+    assert card["input"] == {"shape": [-1, 28, 28, 1], "dtype": "float32", "support": [0, 1]}
     assert card["latent_dim"] == 4
     assert card["families"]["posterior"]["class_name"] == "DiagonalNormal"
     assert card["families"]["likelihood"]["class_name"] == "Bernoulli"
@@ -288,3 +300,83 @@ def test_export_removes_work_folders_of_killed_exports_only(tmp_path):
         sleeper.kill()
         sleeper.wait()
     assert sorted(path.name for path in model_dir.iterdir()) == sorted(["1", running.name])
+
+
+def _bad_requests(vae, x):
+    """`{(signature, case): (inputs, expected error text)}` that every export must refuse."""
+    good = {name: make_inputs(vae, name, x[:4]) for name in SIGNATURES}
+    flat = x[:4].reshape(4, -1)
+    requests = {}
+    for name in ("serving_default", "encode", "elbo"):
+        # Flat, and the last two axes merged: (4, 784) and (4, 28, 28) for MNIST.
+        for case, shape in (("flat", flat.shape), ("merged", (4, *x.shape[1:-2], -1))):
+            inputs = {**good[name], "x": flat.reshape(shape)}
+            requests[name, case] = (inputs, "is not compatible with expected shape")
+        inputs = {**good[name], "x": np.full_like(x[:4], np.nan)}
+        requests[name, "nan"] = (inputs, f"input `x` of signature `{name}` to be finite")
+    # Same number of values, another layout: a reshape would accept it.
+    reversed_shape = x[:4].reshape(4, *reversed(x.shape[1:]))
+    requests["serving_default", "reversed"] = ({"x": reversed_shape}, "expected shape")
+    eps = good["elbo"]["eps"]
+    requests["elbo", "no samples"] = (
+        {**good["elbo"], "eps": eps[:, :0]},
+        "input `eps` of signature `elbo` to have a non-empty axis 1",
+    )
+    requests["elbo", "batch"] = (
+        {**good["elbo"], "eps": eps[:1]},
+        "input `eps` of signature `elbo` to have the batch size of `x`",
+    )
+    z = good["decode"]["z"]
+    requests["decode", "latent size"] = ({"z": z[:, :-1]}, "expected shape")
+    requests["decode", "inf"] = ({"z": np.full_like(z, np.inf)}, "`z` of signature `decode`")
+    requests["sample", "nan"] = (
+        {**good["sample"], "eps": np.full_like(good["sample"]["eps"], np.nan)},
+        "`eps` of signature `sample` to be finite",
+    )
+    return requests
+
+
+def test_signatures_refuse_what_the_model_cannot_score_in_a_process_without_keras_vae(
+    tmp_path,
+):
+    requests, expected = {}, {}
+    for kind in ("mnist_mlp", "full_normal_mixture"):
+        vae, x = trained_vae(kind)
+        for (signature, case), (inputs, text) in _bad_requests(vae, x).items():
+            key = (str(exported(kind)), signature, case)
+            requests[key] = {name: np.asarray(value, np.float32) for name, value in inputs.items()}
+            expected[key] = text
+    # Outside the support of the Bernoulli likelihood: x = -3 would score as most normal.
+    mnist_vae, mnist_x = trained_vae("mnist_mlp")
+    folder = str(exported("mnist_mlp"))
+    elbo = make_inputs(mnist_vae, "elbo", mnist_x[:4])
+    for signature in ("serving_default", "encode", "elbo"):
+        inputs = make_inputs(mnist_vae, signature, mnist_x[:4])
+        requests[folder, signature, "support"] = {**inputs, "x": np.full_like(elbo["x"], -3)}
+        expected[folder, signature, "support"] = (
+            f"input `x` of signature `{signature}` to be finite and in [0, 1]. "
+            "Received: values from] [-3] [to] [-3]"
+        )
+    requests[folder, "serving_default", "14x56"] = {"x": elbo["x"].reshape(4, 14, 56, 1)}
+    expected[folder, "serving_default", "14x56"] = "expected shape [?,28,28,1]"
+    # A mixture prior's `u` is a probability.
+    mixture_vae, mixture_x = trained_vae("full_normal_mixture")
+    inputs = make_inputs(mixture_vae, "sample", mixture_x[:4])
+    inputs["u"] = inputs["u"] + 1.5
+    key = (str(exported("full_normal_mixture")), "sample", "u")
+    requests[key] = inputs
+    expected[key] = "input `u` of signature `sample` to be finite and in [0, 1]"
+    results = run_in_fresh_process(requests, tmp_path)
+    for key, text in expected.items():
+        assert isinstance(results[key], str), f"{key} was accepted"
+        assert results[key].startswith("InvalidArgumentError: "), (key, results[key])
+        assert text in results[key], (key, results[key])
+    # Inside the support, and an empty batch, are served.
+    assert mnist_vae.likelihood.support == (0.0, 1.0)
+    accepted = {
+        (folder, "elbo", "binary"): elbo,
+        (folder, "elbo", "empty batch"): {"x": elbo["x"][:0], "eps": elbo["eps"][:0]},
+    }
+    results = run_in_fresh_process(accepted, tmp_path)
+    assert np.isfinite(results[folder, "elbo", "binary"]["elbo"]).all()
+    assert results[folder, "elbo", "empty batch"]["elbo"].shape == (0,)

@@ -1,5 +1,7 @@
 """TFLite conversion: builtin ops only, LiteRT outputs against the SavedModel per quantization."""
 
+import shutil
+
 import numpy as np
 import pytest
 from export_helpers import exported, mnist
@@ -105,3 +107,49 @@ def test_cli_rejects_data_of_the_wrong_shape_on_one_line(tmp_path, capsys):
     assert error.count("\n") == 1
     assert "Expected examples of shape (batch, 28, 28, 1)" in error and "(5, 784)" in error
     assert not output.exists()
+
+
+def test_litert_model_refuses_what_the_saved_model_refuses():
+    folder = exported("mnist_mlp")
+    model = convert_saved_model(folder, ["elbo", "sample"])
+    litert = LiteRTModel(model)
+    assert litert.support == [0, 1]  # carried in the file's metadata
+    x = mnist("test", 4)
+    eps = np.random.default_rng(0).standard_normal((4, 3, 4)).astype(np.float32)
+    bad = {
+        "to be finite and in \\[0, 1\\]. Received: values from -3.0 to -3.0": {
+            "x": np.full_like(x, -3.0),
+            "eps": eps,
+        },
+        "to be finite and in \\[0, 1\\]. Received: values from nan": {
+            "x": np.full_like(x, np.nan),
+            "eps": eps,
+        },
+        "`eps` of signature 'elbo' to have a non-empty axis 1": {"x": x, "eps": eps[:, :0]},
+        "to share their batch size": {"x": x, "eps": eps[:1]},
+    }
+    interpreter_elbo = litert.interpreter.get_signature_runner("elbo")
+    for message, inputs in bad.items():
+        with pytest.raises(ValueError, match=message):
+            litert("elbo", **inputs)
+    with pytest.raises(ValueError, match="`eps` of signature 'sample' to be finite"):
+        litert("sample", eps=np.full((2, 4), np.inf, np.float32))
+    # What the file itself does without the checks (see the README): a number for
+    # data outside the support, NaN for an empty sample axis.
+    outside = interpreter_elbo(
+        **bad["to be finite and in \\[0, 1\\]. Received: values from -3.0 to -3.0"]
+    )
+    assert np.isfinite(outside["elbo"]).all()
+    empty = interpreter_elbo(x=x, eps=eps[:, :0])
+    assert np.isnan(empty["elbo"]).all()
+
+
+def test_litert_model_without_metadata_checks_all_but_the_support(tmp_path):
+    folder = exported("mnist_mlp")
+    bare = tmp_path / "bare"
+    shutil.copytree(folder, bare, ignore=shutil.ignore_patterns("model_card.json"))
+    litert = LiteRTModel(convert_saved_model(bare, ["encode"]))
+    assert litert.support is None
+    litert("encode", x=np.full((2, 28, 28, 1), -3.0))  # the support is unknown
+    with pytest.raises(ValueError, match="to be finite"):
+        litert("encode", x=np.full((2, 28, 28, 1), np.nan))

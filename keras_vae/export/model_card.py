@@ -22,7 +22,8 @@ def make_model_card(model, signatures, data=None, metrics=None):
         metrics: Test metrics, e.g. `{"elbo": -98.2, ...}`, in nats.
 
     Returns:
-        A dict: input shape and dtype, latent size, the families and networks
+        A dict: input shape, dtype and support (`[low, high]` of the
+        likelihood, null for the real line), latent size, the families and networks
         (class names and configs), data protocol, metrics, keras-vae version
         and signatures.
 
@@ -35,7 +36,11 @@ def make_model_card(model, signatures, data=None, metrics=None):
     'StandardNormal'
     """
     return {
-        "input": {"shape": [-1, *model.data_shape], "dtype": "float32"},
+        "input": {
+            "shape": [-1, *model.data_shape],
+            "dtype": "float32",
+            "support": _support(model.likelihood.support),
+        },
         "latent_dim": model.latent_dim,
         "families": {
             name: _describe(getattr(model, name))
@@ -61,6 +66,10 @@ def read_model_card(saved_model_dir):
 def _describe(layer):
     serialized = keras.saving.serialize_keras_object(layer)
     return {"class_name": serialized["class_name"], "config": serialized["config"]}
+
+
+def _support(support):
+    return None if support is None else [float(value) for value in support]
 
 
 def _version():

@@ -19,12 +19,18 @@ For a Gaussian prior z = loc + scale @ eps (z = eps for the standard
 normal). `elbo`'s noise is batch-major so that every input shares the
 batch dimension (TF Serving's row format); the terms average over its
 `num_samples` draws, as `VAE.terms` does.
+
+Each signature checks its inputs first (see `keras_vae.export.inputs`): the
+declared shape, one batch size, no empty sample axis, finite values, `x`
+within the likelihood's support and `u` within [0, 1]. Any other input is
+refused with `InvalidArgumentError`.
 """
 
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_vae.choices import SIGNATURES
+from keras_vae.export.inputs import check_in_graph
 from keras_vae.precision import in_float32
 
 __all__ = ["SIGNATURES", "Signature", "prior_needs_uniform", "signatures"]
@@ -38,7 +44,8 @@ class Signature:
     Args:
         name: The signature key.
         function: A function of the named inputs, as positional arguments in
-            the order of `input_specs`, returning a dict of tensors.
+            the order of `input_specs`, returning a dict of tensors. It
+            checks its inputs before using them.
         input_specs: A list of named `tf.TensorSpec`s with a dynamic batch.
     """
 
@@ -105,13 +112,19 @@ def signatures(model, names=SIGNATURES):
         "sample": Signature("sample", sample, sample_specs),
         "elbo": Signature("elbo", elbo, [data, eps_samples]),
     }
+    return {name: _checked(model, available[name]) for name in names}
+
+
+def _checked(model, signature):
     # Traced in float32 under a mixed-precision policy too: see `precision.in_float32`.
-    return {
-        name: Signature(
-            name, in_float32(model, available[name].function), available[name].input_specs
-        )
-        for name in names
-    }
+    compute = in_float32(model, signature.function)
+    support = model.likelihood.support
+
+    def function(*inputs):
+        inputs = check_in_graph(signature.name, signature.input_specs, inputs, support)
+        return compute(*inputs)
+
+    return Signature(signature.name, function, signature.input_specs)
 
 
 def prior_needs_uniform(model):

@@ -4,19 +4,33 @@ The `.tflite` file holds one signature runner per signature, with TFLite
 builtin ops only (LiteRT has no TensorFlow-ops delegate) and float32
 inputs and outputs whatever the quantization. Signatures keep the dynamic
 batch: `LiteRTModel` resizes the inputs to each call's batch.
+
+TFLite has no assert op: the converter drops the SavedModel's input checks,
+and a TFLite signature computes on any input of the right size (NaN, or a
+wrong number, outside the data's support). The file carries the data's
+support as metadata, and `LiteRTModel` makes the SavedModel's checks
+before it runs a signature (see `keras_vae.export.inputs`).
 """
 
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
+from tensorflow.lite.python import schema_py_generated as schema
+from tensorflow.lite.tools import flatbuffer_utils
 
 from keras_vae.choices import QUANTIZATIONS
-from keras_vae.export.verify import check_shape, example_inputs
+from keras_vae.export.inputs import check_arrays
+from keras_vae.export.model_card import read_model_card
+from keras_vae.export.verify import example_inputs
 from keras_vae.validation import check_finite_weights
 
 __all__ = ["QUANTIZATIONS", "TOLERANCES", "LiteRTModel", "convert_saved_model"]
 
+# The name of the metadata entry holding the model card's `input` (shape, dtype, support).
+INPUT_METADATA = "keras_vae_input"
 
 # (atol, rtol): each output of a converted signature is within
 # atol + rtol * max|SavedModel output| of the SavedModel's. Set with a margin
@@ -49,7 +63,8 @@ def convert_saved_model(
             inputs made from every example (see `verify.example_inputs`).
 
     Returns:
-        The `.tflite` model as bytes.
+        The `.tflite` model as bytes, with the model card's `input` (its
+        shape, dtype and support) as metadata `INPUT_METADATA`.
 
     Raises:
         ValueError: for an unknown quantization or signature, `"int8"`
@@ -100,16 +115,27 @@ def convert_saved_model(
         with warnings.catch_warnings():
             # The calibrator uses tf.lite.Interpreter, which warns that it is deprecated.
             warnings.simplefilter("ignore", UserWarning)
-            return converter.convert()
+            model = converter.convert()
     except Exception as error:  # the converter raises its own ConverterError
         raise ValueError(
             f"TFLite conversion of {list(signature_names)} with builtin ops failed: "
             f"{_reason(error)}"
         ) from error
+    try:
+        described = read_model_card(saved_model_dir)["input"]
+    except FileNotFoundError:  # not a keras-vae export: no support to carry
+        return model
+    return _with_metadata(model, INPUT_METADATA, described)
 
 
 class LiteRTModel:
     """Runs the signatures of a `.tflite` model with LiteRT, at any batch size.
+
+    Inputs are checked as the SavedModel's signatures check them, which
+    the `.tflite` file cannot do itself: shape, one batch size, no empty
+    sample axis, finite values, `x` within the data's support (from the
+    file's metadata) and `u` within [0, 1]. Any other input raises
+    `ValueError` before LiteRT runs.
 
     Args:
         model: The model as bytes, or the path of a `.tflite` file.
@@ -131,11 +157,10 @@ class LiteRTModel:
     def __init__(self, model):
         from ai_edge_litert.interpreter import Interpreter
 
-        if isinstance(model, (bytes, bytearray)):
-            self.interpreter = Interpreter(model_content=bytes(model))
-        else:
-            self.interpreter = Interpreter(model_path=str(model))
+        model = bytes(model) if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+        self.interpreter = Interpreter(model_content=model)
         self.signature_names = sorted(self.interpreter.get_signature_list())
+        self.support = (_read_metadata(model, INPUT_METADATA) or {}).get("support")
 
     def input_shapes(self, signature_name):
         """`{input name: shape}` of a signature, with -1 for the dynamic sizes."""
@@ -153,8 +178,7 @@ class LiteRTModel:
                 f"Received: {sorted(inputs)}"
             )
         arrays = {name: np.asarray(value, np.float32) for name, value in inputs.items()}
-        for name, array in arrays.items():
-            check_shape(signature_name, name, expected[name], array.shape)
+        check_arrays(signature_name, expected, arrays, self.support)
         # The runner resizes its inputs to these arrays' shapes before invoking.
         return self._runner(signature_name)(**arrays)
 
@@ -174,6 +198,28 @@ def _calibration_inputs(loaded, signature_names, batches):
             seed += 1
             for name in signature_names:
                 yield name, example_inputs(loaded, name, example[None], seed=seed)
+
+
+def _with_metadata(model, name, value):
+    # TFLite's own conversion metadata is added the same way: a named buffer.
+    model_object = flatbuffer_utils.convert_bytearray_to_object(model)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(json.dumps(value).encode(), np.uint8)
+    model_object.buffers.append(buffer)
+    metadata = schema.MetadataT()
+    metadata.name = name
+    metadata.buffer = len(model_object.buffers) - 1
+    model_object.metadata = [*(model_object.metadata or []), metadata]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model_object))
+
+
+def _read_metadata(model, name):
+    root = schema.Model.GetRootAs(model, 0)
+    for index in range(root.MetadataLength()):
+        entry = root.Metadata(index)
+        if entry.Name().decode() == name:
+            return json.loads(root.Buffers(entry.Buffer()).DataAsNumpy().tobytes())
+    return None
 
 
 def _reason(error):
