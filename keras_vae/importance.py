@@ -59,7 +59,7 @@ def bounds(vae, x, num_samples, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None):
     True
     """
     check_positive_int("num_samples", num_samples)
-    x = tf.convert_to_tensor(x)
+    x = tf.cast(x, tf.float32)  # as `terms` casts it, so that XLA merges the repeated encoder
     num_examples = int(x.shape[0])
     plan = plan_chunks(vae, num_examples, num_samples, memory_budget)
     key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=vae.stateless_seed(seed))
@@ -188,7 +188,7 @@ def _graph_bytes(vae, num_examples, num_samples):
     graph = (
         tf.function(log_weights)
         .get_concrete_function(
-            tf.TensorSpec((num_examples, *vae.data_shape), vae.compute_dtype),
+            tf.TensorSpec((num_examples, *vae.data_shape), tf.float32),
             tf.TensorSpec((num_samples, num_examples, vae.latent_dim), tf.float32),
         )
         .graph
