@@ -9,8 +9,10 @@ code 130; anything else is a bug and keeps its traceback. `--debug` shows every 
 
 import os
 
-# Before anything imports TensorFlow: its C++ runtime reads these once, at start-up.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Before anything imports TensorFlow, whose C++ runtime reads it once, at start-up. Level 3
+# also drops its error records (such as "failed call to cuInit" on a machine without a GPU):
+# a failure reaches the user as a Python exception. Set the variable to see them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
