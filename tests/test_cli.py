@@ -102,6 +102,13 @@ USAGE_ERRORS = {
         "plot --run-dir {run} --kind reconstructions --output {run}/x.png --num 0",
         ["argument --num", "received '0'"],
     ),
+    **{
+        f"{flag}-{value}": (
+            f"train --run-dir {{run}} --{flag} {value}",
+            [f"argument --{flag}", f"received '{value}'"],
+        )
+        for flag, value in (("beta", "inf"), ("free-bits", "-1"), ("epochs", "0"))
+    },
     "validation-size": (
         "train --run-dir {run} --validation-size -1",
         ["argument --validation-size", "received '-1'"],

@@ -22,6 +22,7 @@ from pathlib import Path
 
 __all__ = [
     "data_dirs",
+    "non_negative_float",
     "non_negative_int",
     "output_dir",
     "output_file",
@@ -59,15 +60,24 @@ def seed(text):
     return _integer(text, 0, MAX_SEED, f"an integer from 0 to {MAX_SEED}")
 
 
-def positive_float(text):
-    """A finite number > 0 (a rate)."""
+def _float(text, low, expected, strict):
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number; received {text!r}")
+    if not (math.isfinite(value) and (value > low if strict else value >= low)):
+        raise argparse.ArgumentTypeError(f"expected {expected}; received {text!r}")
     return value
+
+
+def positive_float(text):
+    """A finite number > 0 (a rate)."""
+    return _float(text, 0.0, "a positive finite number", strict=True)
+
+
+def non_negative_float(text):
+    """A finite number >= 0 (a weight)."""
+    return _float(text, 0.0, "a non-negative finite number", strict=False)
 
 
 def _existing_ancestor(path):

@@ -10,6 +10,7 @@ from pathlib import Path
 from keras_vae import faults, files
 from keras_vae.choices import ESTIMATORS, OBJECTIVES, PRECISIONS, PREPROCESSING, STRATEGIES
 from keras_vae.cli.arguments import (
+    non_negative_float,
     non_negative_int,
     output_dir,
     positive_float,
@@ -64,12 +65,17 @@ def add_parser(subparsers):
     parser.add_argument("--seed", type=seed, default=0)
     parser.add_argument("--objective", choices=OBJECTIVES, default="elbo")
     parser.add_argument("--estimator", choices=ESTIMATORS, default="reparameterization")
-    parser.add_argument("--beta", type=float, default=1.0, help="weight of the KL term")
+    parser.add_argument(
+        "--beta", type=non_negative_float, default=1.0, help="weight of the KL term"
+    )
     parser.add_argument(
         "--kl-warmup-epochs", type=non_negative_int, default=0, help="beta from 0 over N epochs"
     )
     parser.add_argument(
-        "--free-bits", type=float, default=0.0, help="floor on the KL per latent dimension (nats)"
+        "--free-bits",
+        type=non_negative_float,
+        default=0.0,
+        help="floor on the KL per latent dimension (nats)",
     )
     parser.add_argument(
         "--num-samples", type=positive_int, default=1, help="samples of z per example"
