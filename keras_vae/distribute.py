@@ -154,22 +154,27 @@ def shard_by_data(dataset):
     return dataset.with_options(options)
 
 
-def global_batch_mean(per_example):
+def global_batch_mean(per_example, sample_weight=None):
     """This replica's share of the mean over the global batch: `sum / global batch size`.
 
     The optimizer sums gradients over replicas, so the sum of these shares is
     the gradient of the global-batch mean whatever the number of replicas,
     even when the last, partial batch splits unevenly (or leaves a replica
-    empty, where a per-replica mean would be NaN).
+    empty, where a per-replica mean would be NaN). With sample weights it is
+    `sum(sample_weight * per_example) / global batch size`, Keras's
+    `"sum_over_batch_size"` reduction of a weighted loss.
 
     Args:
         per_example: `(batch,)` values of this replica's examples.
+        sample_weight: Optional `(batch,)` weights of the same examples.
 
     Returns:
         A scalar.
     """
+    count = tf.cast(tf.size(per_example), per_example.dtype)
+    if sample_weight is not None:
+        per_example = per_example * tf.cast(sample_weight, per_example.dtype)
     total = tf.reduce_sum(per_example)
-    count = tf.cast(tf.size(per_example), total.dtype)
     if tf.distribute.get_strategy().num_replicas_in_sync > 1:
         count = tf.distribute.get_replica_context().all_reduce("sum", count)
     return tf.math.divide_no_nan(total, count)

@@ -9,7 +9,14 @@ from keras_vae.likelihoods import Bernoulli
 from keras_vae.posteriors import DiagonalNormal
 from keras_vae.priors import StandardNormal
 from keras_vae.trainable import freeze_if_not_trainable
-from keras_vae.validation import check_data, check_finite_weights, check_options
+from keras_vae.validation import (
+    check_compile_arguments,
+    check_data,
+    check_finite_weights,
+    check_fit_data,
+    check_options,
+    data_errors,
+)
 
 __all__ = ["VAE"]
 
@@ -275,8 +282,7 @@ class VAE(keras.Model):
 
     # === Training ===
 
-    def _step_terms(self, data, training=False):
-        x = data[0] if isinstance(data, (tuple, list)) else data
+    def _step_terms(self, x, training=False):
         if training:  # the training objective, with the gradient of the estimator
             return self.estimator.loss(self, x)
         iwae = self.objective == "iwae"
@@ -284,35 +290,67 @@ class VAE(keras.Model):
         loss = -objectives.iwae_bound(terms.pop("log_weights")) if iwae else -terms["elbo"]
         return loss, terms  # (batch,) each
 
-    def _update_metrics(self, loss, terms):
-        self.loss_tracker.update_state(loss)
+    def _update_metrics(self, loss, terms, sample_weight=None):
+        # As Keras reports a weighted loss: the mean of weight * loss; the other
+        # metrics are weighted means, as Keras's `weighted_metrics`.
+        if sample_weight is not None:
+            sample_weight = tf.cast(sample_weight, loss.dtype)
+        weighted_loss = loss if sample_weight is None else loss * sample_weight
+        self.loss_tracker.update_state(weighted_loss)
         for tracker, name in (
             (self.elbo_tracker, "elbo"),
             (self.kl_tracker, "kl"),
             (self.reconstruction_tracker, "reconstruction"),
         ):
-            tracker.update_state(terms[name])
+            tracker.update_state(terms[name], sample_weight=sample_weight)
         # Under multi-worker training Keras 3 cannot reduce scalar logs; see `reducible_logs`.
         return distribute.reducible_logs({metric.name: metric.result() for metric in self.metrics})
 
     def train_step(self, data):
+        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)  # No y: see fit.
         with tf.GradientTape() as tape:
-            loss, terms = self._step_terms(data, training=True)
+            loss, terms = self._step_terms(x, training=True)
             # The optimizer sums gradients over replicas: each contributes its share of
             # the global-batch mean, so the update does not depend on the replica count.
-            scaled_loss = distribute.global_batch_mean(loss)
+            scaled_loss = distribute.global_batch_mean(loss, sample_weight)
             # Under mixed_float16 the optimizer is a LossScaleOptimizer: float16 gradients
             # would underflow unscaled. It unscales them in `apply`.
             scaled_loss = self.optimizer.scale_loss(scaled_loss)
         gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
-        return self._update_metrics(loss, terms)
+        return self._update_metrics(loss, terms, sample_weight)
 
     def test_step(self, data):
-        return self._update_metrics(*self._step_terms(data))
+        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        return self._update_metrics(*self._step_terms(x), sample_weight)
 
-    def fit(self, x=None, *args, **kwargs):
-        return super().fit(check_data(self, x), *args, **kwargs)
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, **kwargs):
+        check_compile_arguments(
+            loss=loss,
+            metrics=metrics,
+            loss_weights=kwargs.get("loss_weights"),
+            weighted_metrics=kwargs.get("weighted_metrics"),
+        )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def fit(self, x=None, y=None, *args, sample_weight=None, class_weight=None, **kwargs):
+        """Keras's `fit`, for data x alone, weighted per example by `sample_weight`.
+
+        `x` is checked by `keras_vae.validation.check_data`; a `y` or
+        `class_weight` raises `ValueError`, since this model has no targets.
+        With `sample_weight`, the update follows the gradient of
+        `sum(sample_weight * loss) / batch_size` and the logged `loss` is the mean
+        of `sample_weight * loss`, as Keras reduces weighted losses; `elbo`,
+        `reconstruction` and `kl` are weighted means.
+        """
+        x, y, sample_weight = check_fit_data(self, x, y, sample_weight, class_weight)
+        validation_data = kwargs.get("validation_data")
+        if validation_data is not None:
+            kwargs["validation_data"] = check_fit_data(
+                self, *keras.utils.unpack_x_y_sample_weight(validation_data)
+            )
+        with data_errors():
+            return super().fit(x, y, *args, sample_weight=sample_weight, **kwargs)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras reduces the first distributed batch across replicas only to read its
@@ -321,8 +359,12 @@ class VAE(keras.Model):
             data_batch = distribute.first_local_batch(iterator, self.distribute_strategy)
         return super()._maybe_symbolic_build(data_batch=data_batch)
 
-    def evaluate(self, x=None, *args, **kwargs):
-        return super().evaluate(check_data(self, x), *args, **kwargs)
+    def evaluate(self, x=None, y=None, *args, sample_weight=None, **kwargs):
+        """Keras's `evaluate`, for data x alone; `sample_weight` weights as in `fit`."""
+        if not kwargs.get("_use_cached_eval_dataset"):  # Inside `fit`, checked there.
+            x, y, sample_weight = check_fit_data(self, x, y, sample_weight)
+        with data_errors():
+            return super().evaluate(x, y, *args, sample_weight=sample_weight, **kwargs)
 
     # === Serialization ===
 

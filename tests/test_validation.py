@@ -157,3 +157,120 @@ def test_normal_accepts_real_data():
 def test_family_arguments(make, message):
     with raises(message):
         make()
+
+
+# === The data boundary: arrays, lists and datasets ===
+
+
+def batches(x, batch_size=2):
+    return tf.data.Dataset.from_tensor_slices(x).batch(batch_size)
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        lambda vae, x: vae.fit(x, verbose=0),
+        lambda vae, x: vae.evaluate(x, verbose=0),
+        lambda vae, x: vae.elbo(x),
+        lambda vae, x: vae.log_likelihood(x, 2),
+        lambda vae, x: vae.fit(batches(x), verbose=0),
+        lambda vae, x: vae.evaluate(batches(x), verbose=0),
+    ],
+    ids=["fit", "evaluate", "elbo", "log_likelihood", "fit_dataset", "evaluate_dataset"],
+)
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_data(built_vae, method, bad):
+    x = np.full((4, 6), 0.5, "float32")
+    x[1, 2] = bad
+    with raises("Expected finite data. Received: 1 NaN or infinite values among"):
+        method(built_vae, x)
+
+
+def test_dataset_of_8bit_pixels_for_a_bernoulli_model(built_vae):
+    pixels = np.arange(24, dtype="uint8").reshape(4, 6) * 10
+    with raises("Expected data in [0.0, 1.0] for the Bernoulli likelihood. Received: values in"):
+        built_vae.fit(batches(pixels), verbose=0)
+
+
+def test_a_bad_batch_after_good_ones_stops_fit_before_its_step(built_vae):
+    x = np.full((6, 6), 0.5, "float32")
+    x[5] = 2.0  # In the third batch.
+    steps = []
+    callback = keras.callbacks.LambdaCallback(on_train_batch_end=lambda b, logs: steps.append(b))
+    with raises("Received: values in [0.5, 2]."):
+        built_vae.fit(batches(x), callbacks=[callback], verbose=0)
+    assert steps == [0, 1]
+
+
+def test_unbatched_dataset_does_not_build_a_wrong_model():
+    vae = make_vae()
+    vae.compile(optimizer="adam")
+    with raises("Expected a batched dataset", "unbatched dataset of elements of shape (3, 2)"):
+        vae.fit(tf.data.Dataset.from_tensor_slices(np.zeros((4, 3, 2), "float32")), verbose=0)
+    assert not vae.built
+
+
+def test_unbatched_dataset_for_a_built_model(built_vae):
+    dataset = tf.data.Dataset.from_tensor_slices(np.zeros((4, 6), "float32"))
+    with raises("unbatched dataset of elements of shape (6,)"):
+        built_vae.evaluate(dataset.map(lambda x: x), verbose=0)
+
+
+def test_batched_datasets_of_fixed_size_are_accepted(built_vae):
+    x = np.zeros((4, 6), "float32")
+    for dataset in (
+        batches(x, 2).repeat(2),
+        tf.data.Dataset.range(4).batch(2, drop_remainder=True).map(lambda i: tf.zeros((2, 6))),
+        tf.data.Dataset.from_tensors(x),
+    ):
+        assert np.isfinite(built_vae.evaluate(dataset, verbose=0)[0])
+
+
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (
+            np.zeros((0, 6), "float32"),
+            "Expected at least one example with at least one value. Received: data of shape (0, 6)",
+        ),
+        (np.zeros(6, "float32"), "Received: data of shape (6,); add a batch axis, e.g. x[None]"),
+        ({"x": np.zeros((2, 6))}, "Received: dict with keys ['x']"),
+        ([[0.0, 1.0], [0.5]], "Received: a ragged or mixed list"),
+        (
+            np.full((2, 6), "a"),
+            "Expected data of real numbers (float, int or bool). Received: dtype str32",
+        ),
+        (np.zeros((2, 6), "complex64"), "Received: dtype complex64"),
+        ("abc", "Received: str"),
+        (
+            batches({"x": np.zeros((2, 6), "float32")}),
+            "Received: a dataset of elements {x: float32(None, 6)}",
+        ),
+        (batches(np.zeros((2, 6), "complex64")), "Received: dtype complex64"),
+        (batches(np.zeros((2, 6), "float32")).map(lambda x: (x, x, x, x)), "Expected an array"),
+    ],
+    ids=[
+        "empty",
+        "no_batch_axis",
+        "dict",
+        "ragged_list",
+        "strings",
+        "complex",
+        "str",
+        "dataset_of_dicts",
+        "complex_dataset",
+        "long_tuples",
+    ],
+)
+def test_data_that_is_not_a_batch(built_vae, x, message):
+    for method in (lambda: built_vae.fit(x, verbose=0), lambda: built_vae.evaluate(x, verbose=0)):
+        with raises(message):
+            method()
+
+
+def test_lists_are_data(built_vae):
+    rows = [[0.0, 1.0, 0.0, 1.0, 1.0, 0.0]] * 3
+    np.testing.assert_allclose(built_vae.elbo(rows).shape, (3,))
+    assert np.isfinite(built_vae.evaluate(rows, verbose=0)[0])
+    with raises("Expected data in [0.0, 1.0]", "Received: values in [0.0, 2.0]."):
+        built_vae.elbo([[0.0, 2.0, 0.0, 1.0, 1.0, 0.0]])
