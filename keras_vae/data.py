@@ -17,6 +17,7 @@ serves every dataset. A dataset that is neither prepared, nor in the manual fold
 downloadable raises `DatasetUnavailableError` naming the files and where to put them.
 """
 
+import hashlib
 import os
 import socket
 import threading
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core.download.download_manager import NonMatchingChecksumError
 
 from keras_vae.choices import PREPROCESSING
 from keras_vae.validation import is_integer
@@ -302,6 +304,7 @@ def _prepare(builder, manual_dir):
         return
     root, folder = _manual_folders(builder, manual_dir)
     url_infos = builder.url_infos or {}
+    _verify_manual_files(builder, folder, url_infos)
     missing = {url: info.filename for url, info in url_infos.items() if info.filename}
     missing = {url: file for url, file in missing.items() if not (folder / file).exists()}
     files = ", ".join(sorted(missing.values()))
@@ -314,11 +317,49 @@ def _prepare(builder, manual_dir):
     ).strip()
     if missing and not all(_reachable(url) for url in missing):
         raise DatasetUnavailableError(message)
-    config = tfds.download.DownloadConfig(manual_dir=str(folder))
+    config = tfds.download.DownloadConfig(
+        manual_dir=str(folder),
+        # TFDS names an extraction after the archive's file name alone, and reuses it: mnist,
+        # fashion_mnist and kmnist share file names, so each dataset extracts to its own folder.
+        extract_dir=str(Path(builder.data_dir_root) / "downloads" / "extracted" / builder.name),
+    )
     try:
         builder.download_and_prepare(download_config=config)
     except (OSError, tfds.download.DownloadError) as error:
         raise DatasetUnavailableError(f"{message} The download failed with: {error}") from error
+    except NonMatchingChecksumError as error:
+        # A download that changed under TFDS; its message spans several lines.
+        first_line = str(error).strip().splitlines()[0]
+        raise DatasetUnavailableError(f"{first_line} Delete the file and retry.") from None
+
+
+def _verify_manual_files(builder, folder, url_infos):
+    """Refuses a manual file whose size or sha256 differs from those TFDS records for it.
+
+    So a truncated download, or another dataset's file of the same name, is named in
+    one line instead of failing deep inside TFDS, or being prepared as this dataset.
+    """
+    for url, expected in url_infos.items():
+        path = folder / expected.filename if expected.filename else None
+        if path is None or not path.is_file():
+            continue
+        size = path.stat().st_size
+        if size == int(expected.size) and _sha256(path) == expected.checksum:
+            continue
+        raise DatasetUnavailableError(
+            f"Expected {path} to be the original {expected.filename} of {builder.name!r} "
+            f"({int(expected.size)} bytes, sha256 {expected.checksum}), as TFDS records it. "
+            f"Received: a file of {size} bytes with another content (truncated, corrupt, or "
+            f"another dataset's file). Replace it with the file from {url}."
+        )
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _reachable(url):

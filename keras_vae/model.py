@@ -333,6 +333,12 @@ class VAE(keras.Model):
         )
         super().compile(optimizer=optimizer, **kwargs)
 
+    def compile_from_config(self, config):
+        # Keras skips this for a model whose `compile` is overridden; ours only adds checks.
+        self.compile(**deserialize(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)  # Restored weights need its slots.
+
     def fit(self, x=None, y=None, *args, sample_weight=None, class_weight=None, **kwargs):
         """Keras's `fit`, for data x alone, weighted per example by `sample_weight`.
 

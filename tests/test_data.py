@@ -181,6 +181,62 @@ def test_bad_arguments_raise_value_error(data_dir, kwargs, message):
         data.load(data_dir=data_dir, **kwargs)
 
 
+def test_mnist_and_fashion_mnist_prepared_into_one_folder_keep_their_own_data(data_dir):
+    """Both datasets' files have the same names; each must give its own images and labels."""
+    for name in ("mnist", "fashion_mnist"):  # mnist first, as in data_dir already.
+        x, y = one_batch(
+            data.load(
+                name,
+                "test",
+                "8bit",
+                batch_size=10000,
+                with_labels=True,
+                manual_dir=SHARED_DATA,
+                data_dir=data_dir,
+            )
+        )
+        images = load_idx(SHARED_DATA / name / "t10k-images-idx3-ubyte.gz")
+        labels = load_idx(SHARED_DATA / name / "t10k-labels-idx1-ubyte.gz")
+        tfds_pairs = np.concatenate([x.reshape(10000, -1), y[:, None].astype(np.uint8)], axis=1)
+        idx_pairs = np.concatenate([images.reshape(10000, -1), labels[:, None]], axis=1)
+        assert rows(tfds_pairs) == rows(idx_pairs), name
+
+
+def manual_copy(tmp_path, source, name, damage):
+    """A manual folder `tmp_path/manual/name` holding `source`'s IDX files, one damaged."""
+    folder = tmp_path / "manual" / name
+    folder.mkdir(parents=True)
+    for path in (SHARED_DATA / source).glob("*.gz"):
+        (folder / path.name).write_bytes(path.read_bytes())
+    damage(folder / "t10k-images-idx3-ubyte.gz")
+    return tmp_path / "manual"
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def test_truncated_manual_file_is_named_in_one_line(tmp_path):
+    manual = manual_copy(tmp_path, "mnist", "mnist", truncate)
+    with pytest.raises(data.DatasetUnavailableError) as info:
+        data.load("mnist", manual_dir=manual, data_dir=tmp_path / "tfds")
+    message = str(info.value)
+    assert "\n" not in message
+    path = manual / "mnist" / "t10k-images-idx3-ubyte.gz"
+    assert (
+        f"Expected {path} to be the original t10k-images-idx3-ubyte.gz of 'mnist' (1648877 bytes"
+        in message
+    )
+    assert "Received: a file of 824438 bytes" in message
+
+
+def test_another_datasets_file_of_the_same_name_is_refused(tmp_path):
+    # mnist's files in the fashion_mnist folder: same names, other content.
+    manual = manual_copy(tmp_path, "mnist", "fashion_mnist", lambda path: None)
+    with pytest.raises(data.DatasetUnavailableError, match="another dataset's file"):
+        data.load("fashion_mnist", manual_dir=manual, data_dir=tmp_path / "tfds")
+
+
 def test_missing_dataset_offline_names_files_and_folder(tmp_path, monkeypatch):
     def no_network(*args, **kwargs):
         raise OSError("network disabled by the test")
