@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from helpers import tiny_vae
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import keras_vae as kv
 
@@ -274,3 +277,67 @@ def test_lists_are_data(built_vae):
     assert np.isfinite(built_vae.evaluate(rows, verbose=0)[0])
     with raises("Expected data in [0.0, 1.0]", "Received: values in [0.0, 2.0]."):
         built_vae.elbo([[0.0, 2.0, 0.0, 1.0, 1.0, 0.0]])
+
+
+# === Fuzzing the boundary ===
+
+DTYPES = ("float16", "float32", "float64", "uint8", "int32", "bool", "complex64", "str")
+
+
+@st.composite
+def data_arrays(draw, min_batch=0):
+    """Arrays of any rank, dtype and values, often of the model's shape (batch, 6)."""
+    dtype = draw(st.sampled_from(DTYPES))
+    batch = st.integers(min_batch, 5)
+    shape = draw(
+        st.one_of(
+            st.tuples(batch, st.just(6)),
+            st.tuples(batch, hnp.array_shapes(max_dims=2, min_side=0)).map(
+                lambda drawn: (drawn[0], *drawn[1])
+            ),
+            hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=7),
+        )
+    )
+    values = [0.0, 1.0, 0.25]
+    if dtype in ("uint8", "int32"):
+        values += [2.0, 255.0]
+    elif dtype != "bool":
+        values += [-0.5, 1.5, 1e30, np.nan, np.inf, -np.inf]
+    x = draw(hnp.arrays("float64", shape, elements=st.sampled_from(values)))
+    with np.errstate(invalid="ignore", over="ignore"):
+        return x.astype(dtype)
+
+
+def is_valid(x, batched=True):
+    """The reference: what a Bernoulli model of data shape (6,) accepts."""
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf" or not batched or x.shape[1:] != (6,) or len(x) == 0:
+        return False
+    return bool(np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(x=data_arrays(), as_list=st.booleans())
+def test_fuzz_arrays_and_lists(built_vae, x, as_list):
+    data = x.tolist() if as_list else x
+    if is_valid(x):
+        assert kv.validation.check_data(built_vae, data) is not None
+    else:
+        with pytest.raises(ValueError, match="^Expected "):
+            kv.validation.check_data(built_vae, data)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(x=data_arrays(min_batch=1), batched=st.booleans(), batch_size=st.integers(1, 3))
+def test_fuzz_datasets(built_vae, x, batched, batch_size):
+    if x.ndim == 0 or x.shape[0] == 0 or x.dtype.kind == "U":
+        return  # Not a dataset of slices (strings are refused as arrays above).
+    dataset = tf.data.Dataset.from_tensor_slices(x)
+    dataset = dataset.batch(batch_size) if batched else dataset
+    if is_valid(x, batched):
+        for _ in kv.validation.check_data(built_vae, dataset):
+            pass
+    else:
+        with pytest.raises(ValueError, match="^Expected "), kv.validation.data_errors():
+            for _ in kv.validation.check_data(built_vae, dataset):
+                pass
