@@ -213,6 +213,9 @@ def checked_batches(model, dataset):
             checks.append(_weight_check(sample_weight))
         with tf.control_dependencies(checks):
             checked = tuple(None if value is None else tf.identity(value) for value in element)
+        if sample_weight is not None:
+            # tf.distribute cannot split a None; an empty `(batch, 0)` y stands for it.
+            return checked[0], tf.zeros((tf.shape(x)[0], 0)), checked[2]
         return checked if isinstance(spec, tuple) else checked[0]
 
     return dataset.map(check)

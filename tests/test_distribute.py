@@ -83,16 +83,18 @@ def max_difference(weights, other_weights):
     return max(float(np.max(np.abs(a - b))) for a, b in zip(weights, other_weights, strict=True))
 
 
-def compare_step(strategies, initial, x, **options):
+def compare_step(strategies, initial, x, sample_weight=None, **options):
     """One SGD step on the global batch `x` from weights `initial`, under each strategy."""
     updated = []
+    data = x if sample_weight is None else (x, None, sample_weight)
     for strategy in strategies:
         vae = make_vae(strategy, initial, **options)
-        vae.fit(batches(x, len(x)), epochs=1, verbose=0)
+        vae.fit(batches(data, len(x)), epochs=1, verbose=0)
         updated.append(vae.get_weights())
     return {
         "max_weight_difference": max_difference(*updated),
         "max_update": max_difference(updated[0], initial),
+        "weights": updated[0],
     }
 
 
@@ -128,6 +130,17 @@ def measure():
         options = {"estimator": estimator, **options}
         start = make_vae(single, **options).get_weights()
         results[f"step_{estimator}"] = compare_step((single, mirrored), start, x[:32], **options)
+
+    # Sample weights on a batch that splits 17/16: the weighted global-batch mean.
+    sample_weight = np.random.default_rng(1).random(33).astype("float32") * 2
+    weighted = compare_step((single, mirrored), initial, x[:33], sample_weight)
+    weighted["change_from_unweighted"] = max_difference(
+        weighted.pop("weights"), results["step_33"]["weights"]
+    )
+    results["weighted_step_33"] = weighted
+    for step in results.values():
+        if isinstance(step, dict):
+            step.pop("weights", None)
 
     # Metrics over 97 examples in batches of 32: the last batch holds 1.
     direct = make_vae(single, initial).terms(x)
@@ -184,6 +197,12 @@ def test_each_estimator_steps_on_two_replicas_as_on_one_device(mirrored, estimat
     # The weights include the score function's running average and baseline network.
     assert step["max_weight_difference"] < WEIGHT_TOLERANCE
     assert step["max_update"] > 1000 * WEIGHT_TOLERANCE
+
+
+def test_a_weighted_step_on_two_replicas_equals_one_on_one_device(mirrored):
+    step = mirrored["weighted_step_33"]
+    assert step["max_weight_difference"] < WEIGHT_TOLERANCE
+    assert step["change_from_unweighted"] > 100 * WEIGHT_TOLERANCE  # The weights count.
 
 
 def test_metrics_are_aggregated_over_replicas(mirrored):
@@ -289,6 +308,9 @@ def test_one_device_keeps_scalar_logs_and_the_plain_mean():
     mean = kv.distribute.global_batch_mean(tf.constant([1.0, 2.0, 6.0]))
     assert float(mean) == pytest.approx(3.0)
     assert float(kv.distribute.global_batch_mean(tf.zeros((0,)))) == 0.0
+    # Keras's "sum_over_batch_size": weighted sum over the batch size, not over the weights.
+    weighted = kv.distribute.global_batch_mean(tf.constant([1.0, 2.0, 6.0]), [1.0, 0.0, 2.0])
+    assert float(weighted) == pytest.approx(13.0 / 3.0)
 
 
 def test_jit_compile_is_refused_with_a_distributed_strategy(tmp_path, capsys):
