@@ -15,10 +15,10 @@ DATA_DIM = 6
 class ZeroNoiseVAE(kv.VAE):
     """z at the posterior mean: per-example terms are a function of the weights alone."""
 
-    def terms(self, x, num_samples=1, noise=None, log_weights=False):
+    def sample_posterior(self, x, num_samples=1, noise=None):
         if noise is None:
             noise = tf.zeros((num_samples, tf.shape(x)[0], self.latent_dim))
-        return super().terms(x, num_samples, noise, log_weights)
+        return super().sample_posterior(x, num_samples, noise)
 
 
 def make_vae(optimizer=None):
