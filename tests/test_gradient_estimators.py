@@ -196,3 +196,29 @@ def test_gradient_variance_checks_its_arguments():
         diagnostics.gradient_variance(vae, X, num_draws=1)
     with pytest.raises(ValueError, match="Received: estimator='dreg'"):
         diagnostics.gradient_variance(vae, X, ["dreg"], num_draws=2)
+
+
+def test_diagnose_prints_a_table_and_writes_a_figure(tmp_path, tfds_data_dir, capsys):
+    from keras_vae.cli import main
+    from keras_vae.run_dir import RunDir
+
+    run_dir = RunDir(tmp_path / "run")
+    keras.utils.set_random_seed(0)
+    vae = kv.VAE(kv.networks.MLP([8], "tanh"), kv.networks.MLP([8], "tanh"), 2)
+    vae.build((None, 28, 28, 1))
+    run_dir.root.mkdir()
+    vae.save(run_dir.model)
+    config = {"dataset": "mnist", "preprocessing": "dynamic", "validation_size": 0}
+    run_dir.write_json(run_dir.config, {**config, "data_dir": str(tfds_data_dir)})
+    argv = ["diagnose", "--run-dir", str(run_dir.root), "--num-draws", "3", "--batch-size", "4"]
+    assert main([*argv, "--baseline-batches", "2"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    # An ELBO model: reparameterization, score function and STL, each in four groups.
+    table = {(row[0], row[1]): row[2:] for row in rows[1:] if len(row) == 5}
+    assert {estimator for estimator, _ in table} == {"reparameterization", "score_function", "stl"}
+    assert table["stl", "decoder"][0] == str(2 * 8 + 8)  # a Dense from 2 latents to 8 units
+    assert table["stl", "encoder"][0] == str(28 * 28 * 8 + 8)
+    assert all(float(variance) > 0 for _, variance, _ in table.values())
+    assert (run_dir.root / "gradient_variance.png").stat().st_size > 1000
+    assert main([*argv, "--estimators", "dreg"]) == 2
+    assert "estimator='dreg'" in capsys.readouterr().err
