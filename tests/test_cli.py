@@ -362,7 +362,7 @@ def test_train_writes_the_run(commands, run_dir, tfds_data_dir):
         "num_samples": 1,
         "validation_size": 0,
         "steps_per_epoch": STEPS,
-        "jit_compile": False,
+        "jit_compile": "auto",
         "precision": "float32",
         "strategy": "default",
         "num_cpu_replicas": None,

@@ -13,8 +13,9 @@ binarized MNIST held as an in-memory array. Contenders, each as its users write 
     ceiling           `tf.matmul` of (batch, 784) @ (784, 500) in the precision: GFLOP/s, and
                       the examples/s it allows at 4.1 MFLOP per training example
 
-plus, with `--contenders`, variants for development: `keras_vae_no_xla` (`jit_compile=False`)
-and `keras_vae_tf_data` (an in-memory `tf.data` pipeline instead of the array).
+plus, with `--contenders`, variants for development: `keras_vae_no_xla` (`jit_compile=False`),
+`keras_vae_tf_data` (an in-memory `tf.data` pipeline instead of the array) and
+`keras_vae_mirrored` (built and trained under a one-replica `MirroredStrategy`).
 Every contender is built once per (precision, batch size), warmed up, then timed in
 `--repeats` rounds; each round trains every contender on the same `--examples` examples,
 in an order that rotates, so drift in machine load hits all of them. Reported: the median
@@ -32,6 +33,7 @@ Torch is optional (`pip install keras-vae[bench]`); without it that contender is
 """
 
 import argparse
+import contextlib
 import datetime
 import gzip
 import json
@@ -319,14 +321,19 @@ def build_contenders(names, batch_size, precision_name):
     for name in names:
         keras.utils.set_random_seed(0)
         if name.startswith("keras_vae"):
-            with precision.policy(policy):
-                model = aevb_vae()
+            mirrored = name == "keras_vae_mirrored"
+            strategy = tf.distribute.MirroredStrategy(["/cpu:0"]) if mirrored else None
+            with strategy.scope() if mirrored else contextlib.nullcontext():
+                with precision.policy(policy):
+                    model = aevb_vae()
             options = {
                 "keras_vae": {},
                 "keras_vae_no_xla": {"jit_compile": False},
                 "keras_vae_tf_data": {"tf_data": True},
+                "keras_vae_mirrored": {},
             }[name]
-            contenders[name] = KerasFit(model, batch_size, **options)
+            with strategy.scope() if mirrored else contextlib.nullcontext():
+                contenders[name] = KerasFit(model, batch_size, **options)
         elif name == "keras_io" and not bfloat16:
             contenders[name] = KerasIoFit(batch_size)
         elif name == "pytorch_examples" and torch is not None:
@@ -421,6 +428,7 @@ CONTENDERS = (
     "ceiling",
     "keras_vae_no_xla",
     "keras_vae_tf_data",
+    "keras_vae_mirrored",
 )
 
 

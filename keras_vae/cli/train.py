@@ -22,6 +22,9 @@ from keras_vae.run_dir import RunDir
 
 __all__ = ["RunConfig", "add_parser", "run"]
 
+# `--jit-compile` values -> `VAE.compile(jit_compile=...)`.
+JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
+
 
 @dataclasses.dataclass
 class RunConfig:
@@ -38,7 +41,7 @@ class RunConfig:
     num_samples: int
     validation_size: int
     steps_per_epoch: int | None
-    jit_compile: bool
+    jit_compile: str
     precision: str
     strategy: str
     num_cpu_replicas: int | None
@@ -90,7 +93,14 @@ def add_parser(subparsers):
     parser.add_argument(
         "--steps-per-epoch", type=positive_int, help="default: one pass over the data"
     )
-    parser.add_argument("--jit-compile", action="store_true", help="compile steps with XLA")
+    parser.add_argument(
+        "--jit-compile",
+        nargs="?",
+        const="true",
+        default="auto",
+        choices=JIT_COMPILE,
+        help="compile steps with XLA (default auto: on, but for distributed strategies)",
+    )
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
@@ -149,7 +159,7 @@ def make_config(args):
         raise ValueError(
             "--kl-warmup-epochs needs --objective elbo: the IWAE bound has no KL term to weight."
         )
-    if config.jit_compile and config.strategy != "default":
+    if config.jit_compile == "true" and config.strategy != "default":
         # Keras compiles the whole replicated step, which XLA cannot place on several devices
         # ("Trying to access resource ... located in device CPU:1") nor run CPU collectives in.
         raise ValueError(
@@ -234,7 +244,7 @@ def run(args):
         vae.build((None, *examples.shape[1:]))
         vae.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate),
-            jit_compile=config.jit_compile,
+            jit_compile=JIT_COMPILE[config.jit_compile],
             steps_per_execution=1,
         )
     # Written only once the data loads and the model builds, so a mistyped flag leaves no
