@@ -337,35 +337,45 @@ def _check_weight_values(sample_weight):
 
 
 def _batch_check(x, likelihood):
-    """An op that fails when the batch `x` is not finite or outside the likelihood's support."""
+    """An op that fails when the batch `x` is not finite or outside the likelihood's support.
+
+    Three reductions on every batch; the message is formatted only when the check fails.
+    """
     x = tf.cast(x, tf.float32) if x.dtype.is_integer or x.dtype.is_bool else x
-    finite = tf.math.is_finite(x)
-    non_finite = tf.reduce_sum(tf.cast(~finite, tf.int64))
-    values = tf.boolean_mask(x, finite)  # The range of the finite values, for the message.
-    low, high = tf.reduce_min(values), tf.reduce_max(values)
-    empty = tf.equal(tf.size(values), 0)
-    message = tf.strings.format(_FINITE_MESSAGE, (non_finite, tf.size(x)))
-    valid = tf.equal(non_finite, 0)
+    finite = tf.reduce_all(tf.math.is_finite(x))
+    valid = finite
     if likelihood.support is not None:
-        in_support = empty | ((low >= likelihood.support[0]) & (high <= likelihood.support[1]))
-        message = tf.where(valid, _support_message_tensor(likelihood, low, high), message)
+        low, high = likelihood.support
+        in_support = tf.equal(tf.size(x), 0) | (
+            (tf.reduce_min(x) >= low) & (tf.reduce_max(x) <= high)
+        )
         valid &= in_support
-    return tf.debugging.Assert(valid, [message])
 
+    def fail():
+        is_finite = tf.math.is_finite(x)
+        non_finite = tf.reduce_sum(tf.cast(~is_finite, tf.int64))
+        message = tf.strings.format(_FINITE_MESSAGE, (non_finite, tf.size(x)))
+        if likelihood.support is not None:
+            template = _support_message(likelihood, "{}", "{}")
+            support_message = tf.strings.format(template, (tf.reduce_min(x), tf.reduce_max(x)))
+            message = tf.where(finite, support_message, message)
+        return tf.debugging.Assert(False, [message])
 
-def _support_message_tensor(likelihood, low, high):
-    template = _support_message(likelihood, "{}", "{}")
-    return tf.strings.format(template, (low, high))
+    return tf.cond(valid, tf.no_op, fail)
 
 
 def _weight_check(sample_weight):
     sample_weight = tf.cast(sample_weight, tf.float32)
     valid = tf.reduce_all(tf.math.is_finite(sample_weight) & (sample_weight >= 0))
-    message = tf.strings.format(
-        "Expected finite, non-negative sample weights. Received: sample weights in [{}, {}].",
-        (tf.reduce_min(sample_weight), tf.reduce_max(sample_weight)),
-    )
-    return tf.debugging.Assert(valid, [message])
+
+    def fail():
+        message = tf.strings.format(
+            "Expected finite, non-negative sample weights. Received: sample weights in [{}, {}].",
+            (tf.reduce_min(sample_weight), tf.reduce_max(sample_weight)),
+        )
+        return tf.debugging.Assert(False, [message])
+
+    return tf.cond(valid, tf.no_op, fail)
 
 
 def _unpack_spec(spec):

@@ -26,7 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from benchmark_fit import DEFAULT_DATA_DIR, binarized_mnist, log  # noqa: E402
+from benchmark import DEFAULT_DATA_DIR, binarized_mnist, log  # noqa: E402
 
 from keras_vae.presets import get_preset  # noqa: E402
 from keras_vae.validation import checked_batches  # noqa: E402
@@ -34,9 +34,9 @@ from keras_vae.validation import checked_batches  # noqa: E402
 BATCH_SIZE = 100
 
 
-def make_vae(weights=None):
+def make_vae(data_shape, weights=None):
     vae = get_preset("aevb-mnist").build_model(seed=0)
-    vae.build((None, 28, 28, 1))
+    vae.build((None, *data_shape))
     vae.compile(optimizer=keras.optimizers.Adam(1e-3))
     if weights is not None:
         vae.set_weights(weights)
@@ -66,10 +66,10 @@ def main():
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR))
     args = parser.parse_args()
 
-    x = binarized_mnist(args.data_dir, args.examples)
+    x = binarized_mnist(args.examples, args.data_dir)
     plain = tf.data.Dataset.from_tensor_slices(x).batch(BATCH_SIZE).prefetch(tf.data.AUTOTUNE)
-    models = {"plain": make_vae()}
-    models["checked"] = make_vae(models["plain"].get_weights())
+    models = {"plain": make_vae(x.shape[1:])}
+    models["checked"] = make_vae(x.shape[1:], models["plain"].get_weights())
     datasets = {"plain": plain, "checked": checked_batches(models["checked"], plain)}
     steps = len(x) // BATCH_SIZE
 
