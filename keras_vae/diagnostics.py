@@ -145,11 +145,12 @@ def with_objective(vae, objective=None, num_samples=None):
     }
     copy = type(vae).from_config(config)
     copy.build((None, *vae.data_shape))
-    for name in (*GROUPS, "seed_generator"):
+    for name in GROUPS:
         for target, source in zip(
             getattr(copy, name).variables, getattr(vae, name).variables, strict=True
         ):
             target.assign(source)
+    copy.seed_generator.state.assign(vae.seed_generator.state)
     return copy
 
 

@@ -190,8 +190,14 @@ def test_dreg_expectation_is_the_iwae_gradient():
     )
 
 
-def test_gradient_variance_checks_its_arguments():
+def test_gradient_variance_of_another_objective_and_bad_arguments():
     vae = linear_gaussian_vae("reparameterization")
+    # The IWAE bound with k = 1 is the ELBO, estimated with a Monte Carlo KL.
+    statistics = diagnostics.gradient_variance(
+        vae, X, ["dreg"], num_draws=1000, objective="iwae", num_samples=1
+    )
+    assert_unbiased(statistics["dreg"], elbo_gradients())
+    assert vae.objective == "elbo"
     with pytest.raises(ValueError, match="Received: num_draws=1"):
         diagnostics.gradient_variance(vae, X, num_draws=1)
     with pytest.raises(ValueError, match="Received: estimator='dreg'"):
