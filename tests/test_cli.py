@@ -82,7 +82,7 @@ USAGE_ERRORS = {
             f"train --run-dir {{run}} --learning-rate {value}",
             ["argument --learning-rate", f"received '{value}'"],
         )
-        for value in ("0", "-1e-3", "nan", "inf")
+        for value in ("0", "-0.001", "nan", "inf")
     },
     **{
         f"steps-per-epoch{value}": (
