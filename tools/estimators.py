@@ -21,6 +21,7 @@ Prints one JSON object to stdout; progress goes to stderr.
 """
 
 import argparse
+import contextlib
 import itertools
 import json
 import os
@@ -147,12 +148,17 @@ def plot_curves(curves, path, steps):
     figure, axis = plt.subplots(figsize=(7, 4.5), dpi=100)
     for label, result in curves.items():
         points = result["curve"]
-        axis.plot([p["step"] for p in points], [p["test_elbo"] for p in points], label=label)
+        final = points[-1]["test_elbo"]
+        axis.plot(
+            [p["step"] for p in points],
+            [p["test_elbo"] for p in points],
+            label=f"{label} ({final:.1f})",
+        )
     axis.set_xlabel("training step (batch of 100)")
     axis.set_ylabel("test ELBO (nats, 1 sample per example)")
-    axis.set_ylim(
-        bottom=max(-300, min(p["test_elbo"] for r in curves.values() for p in r["curve"]))
-    )
+    highest = max(p["test_elbo"] for r in curves.values() for p in r["curve"])
+    # The evaluation at initialization (about -540) and diverging runs fall below the frame.
+    axis.set_ylim(-300, highest + 10)
     axis.set_title(f"AEVB MNIST, {steps} steps of Adam(1e-3), same initialization and seed")
     axis.legend(fontsize="small")
     figure.tight_layout()
@@ -180,8 +186,9 @@ def main():
     load = dict(
         name="mnist", preprocessing="dynamic", manual_dir=args.manual_dir, data_dir=data_dir
     )
-    x = data.take(count=args.batch_size, seed=1, **load).numpy()
-    test_x = data.take(count=2000, seed=1, **load).numpy()
+    with contextlib.redirect_stdout(sys.stderr):  # TFDS reports its preparation on stdout
+        x = data.take(count=args.batch_size, seed=1, **load).numpy()
+        test_x = data.take(count=2000, seed=1, **load).numpy()
 
     def training_batches():
         batches = data.load(split="train", batch_size=100, shuffle=True, seed=2, **load)
