@@ -1,9 +1,9 @@
 """Variational autoencoders for Keras 3, with TensorFlow Probability distributions.
 
 The package imports TensorFlow on first use of any of its names, not on `import keras_vae`,
-so the command line answers `--help` at once. That first use also registers the package's
-Keras-serializable classes, which `keras.saving.load_model` needs: touch a name (or import
-`keras_vae.model`) before loading a `.keras` file in a fresh process.
+when the command line imports it, so `keras-vae --help` answers at once. Imported anywhere
+else, it registers its Keras-serializable classes at once, so `keras.saving.load_model` reads a
+`.keras` file right after `import keras_vae`.
 
 Example:
 
@@ -12,6 +12,8 @@ Example:
 """
 
 import importlib
+import os
+import sys
 
 __all__ = [
     "VAE",
@@ -47,3 +49,9 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(set(globals()) | set(__all__))
+
+
+# `keras-vae` (or `python -m keras_vae`, whose argv[0] reads "-m" while the package imports)
+# loads what each command needs; everyone else gets the classes registered on import.
+if os.path.basename(getattr(sys, "argv", None) and sys.argv[0] or "") not in ("keras-vae", "-m"):
+    __getattr__("VAE")

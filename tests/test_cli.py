@@ -521,7 +521,9 @@ def test_debug_shows_the_traceback(commands):
 
 def test_help_and_version_import_no_tensorflow():
     building = (
-        "import sys; from keras_vae.cli import build_parser; build_parser(); "
+        # As the `keras-vae` script imports the package.
+        "import sys; sys.argv[0] = 'keras-vae'; from keras_vae.cli import build_parser; "
+        "build_parser(); "
         "print(sorted(name for name in ('tensorflow', 'keras', 'numpy') if name in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", building], env=ENV, capture_output=True)
@@ -546,3 +548,14 @@ def test_python_m_keras_vae_help(commands):
     assert result.stdout.startswith("usage: keras-vae")
     for command in ("train", "evaluate", "sample", "plot", "export", "convert"):
         assert command in result.stdout
+
+
+def test_import_keras_vae_registers_its_classes_for_load_model(tmp_path):
+    # The command line imports the package lazily; a library user must not notice.
+    path = tmp_path / "tiny.keras"
+    tiny_vae().save(path)
+    loading = (
+        f"import keras, keras_vae; print(type(keras.saving.load_model({str(path)!r})).__name__)"
+    )
+    result = subprocess.run([sys.executable, "-c", loading], env=ENV, capture_output=True)
+    assert result.stdout.decode().strip() == "VAE", result.stderr.decode()[-2000:]

@@ -281,7 +281,11 @@ def test_evaluation_uses_num_samples(trained_vae):
 def test_public_methods_take_float64_and_numpy_integer_sizes():
     vae = kv.VAE(kv.networks.MLP([np.int64(8)]), kv.networks.MLP([8]), latent_dim=2, seed=0)
     x = (np.random.default_rng(0).random((4, 6)) < 0.5).astype("float64")
-    for bound in (vae.elbo(x), vae.iwae_bound(x, 7), vae.log_likelihood(x, 30, memory_budget=200_000)):
+    for bound in (
+        vae.elbo(x),
+        vae.iwae_bound(x, 7),
+        vae.log_likelihood(x, 30, memory_budget=200_000),
+    ):
         assert bound.shape == (4,) and np.isfinite(bound).all()
     assert vae.encoder.get_config()["hidden_units"] == [8]
 
