@@ -30,7 +30,8 @@ __all__ = [
     "priors",
 ]
 
-# Where each public name lives; modules are loaded, and their classes registered, all at once.
+# Where each public name lives. Importing `keras_vae.model` registers every Keras-serializable
+# class of the package: the model imports each family, network and estimator.
 _SOURCES = {
     "VAE": "keras_vae.model",
     "bits_per_dim": "keras_vae.objectives",
@@ -39,11 +40,11 @@ _SOURCES = {
 
 
 def __getattr__(name):
+    # One module at a time: a module that imports a sibling while loading gets just that one.
     if name not in _SOURCES:
         raise AttributeError(f"module 'keras_vae' has no attribute {name!r}")
-    for public, source in _SOURCES.items():
-        module = importlib.import_module(source)
-        globals()[public] = module if source.endswith(f".{public}") else getattr(module, public)
+    module = importlib.import_module(_SOURCES[name])
+    globals()[name] = module if _SOURCES[name].endswith(f".{name}") else getattr(module, name)
     return globals()[name]
 
 
@@ -54,4 +55,17 @@ def __dir__():
 # `keras-vae` (or `python -m keras_vae`, whose argv[0] reads "-m" while the package imports)
 # loads what each command needs; everyone else gets the classes registered on import.
 if os.path.basename(getattr(sys, "argv", None) and sys.argv[0] or "") not in ("keras-vae", "-m"):
-    __getattr__("VAE")
+    from keras_vae import (  # noqa: E402
+        callbacks,
+        data,
+        diagnostics,
+        distribute,
+        estimators,
+        likelihoods,
+        networks,
+        objectives,
+        posteriors,
+        priors,
+    )
+    from keras_vae.model import VAE  # noqa: E402
+    from keras_vae.objectives import bits_per_dim  # noqa: E402

@@ -150,7 +150,7 @@ class BackupAndRestore(keras.callbacks.Callback):
             return False
 
     def _load(self, name):
-        optimizer = self.model.optimizer
+        optimizer = getattr(self.model, "optimizer", None)  # None before `compile`
         if optimizer is not None and not optimizer.built:
             optimizer.build(self.model.trainable_variables)  # So its state is restored too.
         self.model.load_weights(self.folder / name)

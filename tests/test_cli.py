@@ -368,6 +368,10 @@ def test_train_writes_the_run(commands, run_dir, tfds_data_dir):
         "num_cpu_replicas": None,
         "manual_dir": None,
         "data_dir": str(Path(tfds_data_dir).resolve()),
+        "estimator": "reparameterization",
+        "beta": 1.0,
+        "free_bits": 0.0,
+        "kl_warmup_epochs": 0,
     }
 
     vae = run_dir.load_model()

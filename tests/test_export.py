@@ -188,7 +188,13 @@ def test_cli_exports_a_run_with_its_data_protocol_and_metrics(tmp_path, capsys):
     assert "exported version 1" in capsys.readouterr().out
     card = read_model_card(model_dir / "1")
     assert card["metrics"] == {"elbo": -150.0}
-    assert card["data"] == {"dataset": "mnist", "preprocessing": "dynamic"}
+    # The run's data dirs go with its data protocol, for `convert` to check on the same data.
+    assert card["data"] == {
+        "dataset": "mnist",
+        "preprocessing": "dynamic",
+        "data_dir": None,
+        "manual_dir": None,
+    }
     assert sorted(card["signatures"]) == ["decode", "encode", "serving_default"]
 
 
