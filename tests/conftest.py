@@ -4,6 +4,19 @@ from pathlib import Path
 
 import pytest
 
+# The modules that run many `keras-vae` processes take minutes; started first, they run beside
+# the short ones instead of after them (pytest-xdist hands out files in collection order).
+LONG_MODULES = ("test_faults.py", "test_cli.py", "test_distribute_multi_worker.py")
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item):
+        name = item.path.name
+        return LONG_MODULES.index(name) if name in LONG_MODULES else len(LONG_MODULES)
+
+    items.sort(key=rank)  # A stable sort: each module keeps its own order.
+
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
