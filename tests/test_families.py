@@ -16,11 +16,19 @@ FAMILIES = {
     ),
     "diagonal_normal": (kv.posteriors.DiagonalNormal, {"min_scale": 0.01}),
     "full_covariance_normal": (kv.posteriors.FullCovarianceNormal, {"min_scale": 0.01}),
+    "inverse_autoregressive_flow": (
+        kv.posteriors.InverseAutoregressiveFlow,
+        {"num_flows": 3, "hidden_units": [6, 5], "context_units": 0, "activation": "tanh"},
+    ),
     "bernoulli": (kv.likelihoods.Bernoulli, {}),
     "continuous_bernoulli": (kv.likelihoods.ContinuousBernoulli, {}),
     "normal_predicted": (kv.likelihoods.Normal, {"scale": "predicted", "min_scale": 0.01}),
     "normal_learned": (kv.likelihoods.Normal, {"scale": "learned", "min_scale": 0.01}),
     "normal_fixed": (kv.likelihoods.Normal, {"scale": 0.5, "min_scale": 0.0}),
+    "made": (
+        kv.networks.MADE,
+        {"hidden_units": [8, 4], "params": 3, "activation": "tanh", "reverse": True},
+    ),
     "mlp": (kv.networks.MLP, {"hidden_units": [8, 4], "activation": "tanh"}),
     "conv_encoder": (
         kv.networks.ConvEncoder,

@@ -2,6 +2,7 @@
 
 from keras_vae.networks.conv_decoder import ConvDecoder
 from keras_vae.networks.conv_encoder import ConvEncoder
+from keras_vae.networks.made import MADE
 from keras_vae.networks.mlp import MLP
 
-__all__ = ["MLP", "ConvDecoder", "ConvEncoder"]
+__all__ = ["MADE", "MLP", "ConvDecoder", "ConvEncoder"]
