@@ -75,6 +75,15 @@ def aevb_mnist(**options):
     return kv.VAE(tanh_mlp(500), tanh_mlp(500), latent_dim=20, **options)
 
 
+@preset("iaf-mnist", dataset="mnist", preprocessing="dynamic", epochs=20)
+def iaf_mnist(**options):
+    """aevb-mnist with an inverse autoregressive flow posterior (Kingma et al., 2016): 2 steps."""
+    posterior = kv.posteriors.InverseAutoregressiveFlow(
+        num_flows=2, hidden_units=[200, 200], context_units=50
+    )
+    return kv.VAE(tanh_mlp(500), tanh_mlp(500), latent_dim=20, posterior=posterior, **options)
+
+
 @preset("iwae-mnist", dataset="mnist", preprocessing="dynamic", epochs=50)
 def iwae_mnist(**options):
     """Burda et al. (2016), one stochastic layer: two tanh layers of 200, 50 latents, Bernoulli.

@@ -20,6 +20,7 @@ from keras_vae.export import (
     failures,
 )
 from keras_vae.networks import MADE
+from keras_vae.presets import get_preset
 
 IAF = kv.posteriors.InverseAutoregressiveFlow
 
@@ -158,6 +159,18 @@ def test_log_prob_is_the_change_of_variables_by_hand():
     # The sequential inverse recovers the base draw.
     inverse = posterior.bijector(parameters).inverse(tf.identity(z))
     np.testing.assert_allclose(inverse[0], z0, rtol=1e-4, atol=1e-5)
+
+
+def test_preset_builds_the_aevb_networks_with_a_flow_posterior():
+    vae = get_preset("iaf-mnist").build_model(objective="elbo", num_samples=1)
+    reference = get_preset("aevb-mnist").build_model(objective="elbo", num_samples=1)
+    assert isinstance(vae.posterior, IAF) and vae.posterior.num_flows == 2
+    for network in ("encoder", "decoder"):
+        for option in ("hidden_units", "activation"):
+            assert getattr(getattr(vae, network), option) == getattr(
+                getattr(reference, network), option
+            )
+    assert vae.latent_dim == reference.latent_dim
 
 
 def count_network_calls(monkeypatch):
