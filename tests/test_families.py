@@ -72,7 +72,7 @@ def test_model_config_round_trip():
     assert revived.likelihood.scale == "learned"
 
 
-# Every prior, posterior and likelihood appears in at least one model.
+# Every prior, posterior and likelihood appears in at least one model (test_precision too).
 MODELS = {
     "mixture_full_normal_learned": lambda: {
         "prior": kv.priors.MixtureOfNormals(3),
@@ -88,6 +88,9 @@ MODELS = {
         "prior": kv.priors.StandardNormal(),
         "posterior": kv.posteriors.FullCovarianceNormal(),
         "likelihood": kv.likelihoods.Normal(0.3),
+    },
+    "flow_bernoulli": lambda: {
+        "posterior": kv.posteriors.InverseAutoregressiveFlow(hidden_units=[4], context_units=3),
     },
     "iwae_normal_predicted": lambda: {
         "likelihood": kv.likelihoods.Normal("predicted"),

@@ -23,21 +23,24 @@ class InverseAutoregressiveFlow(Posterior):
     `num_flows` steps t transforms the sample with a masked autoregressive
     network (`keras_vae.networks.MADE`) of z and h:
 
-        z_0 = loc + scale * eps,                        eps ~ N(0, I)
+        z_0 = base_loc + base_scale * eps,              eps ~ N(0, I)
         z_t = (z_{t-1} - shift_t(z_{t-1}, h)) * exp(-log_scale_t(z_{t-1}, h))
-        log q(z_T|x) = log N(z_0; loc, scale^2) + sum_t sum_i log_scale_t,i
+        log q(z_T|x) = log N(z_0; base_loc, base_scale^2) + sum_t sum_i log_scale_t,i
 
-    Every output i of a step depends on the dimensions before i only, so its
+    Output i of a step depends on the dimensions before i only, so its
     Jacobian is triangular and a step is parallel in the sampling direction;
-    steps alternate the order. It is TFP's
-    `Invert(MaskedAutoregressiveFlow)`, chained over a
-    `MultivariateNormalDiag`; its log_prob at a given z inverts each step one
-    dimension at a time (latent_dim network calls per step). Samples drawn by
-    `reparameterize` are remembered with their base draw (TFP's bijector
-    cache), so that the bounds' log q(z|x) at them costs one parallel pass.
-    The networks' last layers start at zero: a new flow is the identity, and
-    the posterior equals `DiagonalNormal`. TFP has no closed-form KL for it:
-    the model estimates the KL by Monte Carlo.
+    steps alternate the order. It is TFP's `Invert(MaskedAutoregressiveFlow)`
+    chained over a `MultivariateNormalDiag`. The parameters are `base_loc`,
+    `base_scale`, `context` and `loc`, the flow of `base_loc` (z at eps = 0),
+    which the model decodes as the reconstruction.
+
+    `distribution(parameters).log_prob(z)` is exact. At an arbitrary z it
+    inverts each step one dimension at a time (`latent_dim` network calls per
+    step); at a draw of `reparameterize` with the same parameter tensors it
+    reads the base draw from TFP's bijector cache, so the bounds' log q(z|x)
+    costs one parallel pass. The networks' last layers start at zero: a new
+    flow is the identity, and the posterior equals `DiagonalNormal`. TFP has
+    no closed-form KL for it: the model estimates the KL by Monte Carlo.
 
     Args:
         num_flows: Number of flow steps T.
@@ -55,7 +58,7 @@ class InverseAutoregressiveFlow(Posterior):
     >>> posterior.build((None, 8), (3,))
     >>> parameters = posterior(np.zeros((4, 8), "float32"))
     >>> sorted(parameters)
-    ['context', 'loc', 'scale']
+    ['base_loc', 'base_scale', 'context', 'loc']
     >>> z = posterior.reparameterize(parameters, np.zeros((1, 4, 3), "float32"))
     >>> tuple(posterior.distribution(parameters).log_prob(z).shape)
     (1, 4)
@@ -75,13 +78,14 @@ class InverseAutoregressiveFlow(Posterior):
         self.hidden_units = [int(units) if is_integer(units) else units for units in hidden_units]
         self.context_units = int(context_units)
         self.activation = activation
+        # In float32 under mixed precision too: their outputs make the log-density's log |det|.
         self.networks = [
             MADE(
                 self.hidden_units,
                 params=2,
                 activation=activation,
                 reverse=step % 2 == 1,
-                dtype=self.dtype_policy,
+                dtype="float32",
                 name=f"made_{step}",
             )
             for step in range(num_flows)
@@ -100,39 +104,46 @@ class InverseAutoregressiveFlow(Posterior):
 
     def parameters(self, raw):
         size = self.event_size
-        loc, raw_scale, context = raw[..., :size], raw[..., size : 2 * size], raw[..., 2 * size :]
-        parameters = {"loc": loc, "scale": keras.ops.softplus(raw_scale) + self.min_scale}
+        base_loc, raw_scale = raw[..., :size], raw[..., size : 2 * size]
+        parameters = {
+            "base_loc": base_loc,
+            "base_scale": keras.ops.softplus(raw_scale) + self.min_scale,
+        }
         if self.context_units:
-            parameters["context"] = context
+            parameters["context"] = raw[..., 2 * size :]
+        # z at eps = 0, where the model reads a point of q(z|x) (`reconstruct`, plots).
+        parameters["loc"] = self.flow(parameters.get("context")).forward(base_loc)
         return parameters
 
-    def bijector(self, parameters):
-        """The flow z_0 -> z_T for these parameters: a TFP bijector.
+    def flow(self, context=None):
+        """The TFP bijector z_0 -> z_T given the context h (`None` without one)."""
+        steps = [
+            tfb.Invert(tfb.MaskedAutoregressiveFlow(_shift_and_log_scale(network, context)))
+            for network in self.networks
+        ]
+        return tfb.Chain(steps[::-1])  # Chain applies its last bijector first.
 
-        The same tensors give the same bijector object, whose cache knows the
-        samples it made.
+    def bijector(self, parameters):
+        """The flow for these parameters; the same tensors give the same bijector object.
+
+        So the bijector made for a draw in `reparameterize` is the one whose
+        cache knows that draw when `distribution(parameters).log_prob` meets it.
         """
         key = tuple(value.ref() for value in parameters.values())
         for known, bijector in self._bijectors:
             if known == key:
                 return bijector
-        context = parameters.get("context")
-        steps = []
-        for network in self.networks:
-            steps.append(
-                tfb.Invert(tfb.MaskedAutoregressiveFlow(_shift_and_log_scale(network, context)))
-            )
-        bijector = tfb.Chain(steps[::-1])  # Chain applies its last bijector first.
-        # The latest few: a training step or a signature builds two or three.
-        self._bijectors.append((key, bijector))
+        bijector = self.flow(parameters.get("context"))
+        self._bijectors.append((key, bijector))  # The last few: a step makes one or two.
         return bijector
 
     def distribution(self, parameters):
-        base = tfd.MultivariateNormalDiag(loc=parameters["loc"], scale_diag=parameters["scale"])
+        base = tfd.MultivariateNormalDiag(parameters["base_loc"], parameters["base_scale"])
         return tfd.TransformedDistribution(base, self.bijector(parameters))
 
     def reparameterize(self, parameters, noise):
-        return self.bijector(parameters).forward(parameters["loc"] + parameters["scale"] * noise)
+        base = parameters["base_loc"] + parameters["base_scale"] * noise
+        return self.bijector(parameters).forward(base)
 
     def get_config(self):
         return {
