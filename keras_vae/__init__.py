@@ -19,6 +19,7 @@ __all__ = [
     "VAE",
     "bits_per_dim",
     "callbacks",
+    "conditions",
     "data",
     "diagnostics",
     "distribute",
@@ -57,6 +58,7 @@ def __dir__():
 if os.path.basename(getattr(sys, "argv", None) and sys.argv[0] or "") not in ("keras-vae", "-m"):
     from keras_vae import (  # noqa: E402
         callbacks,
+        conditions,
         data,
         diagnostics,
         distribute,

@@ -103,8 +103,8 @@ def with_gradient(value, surrogate):
 
 
 def log_likelihood(vae, x, z):
-    """log p(x|z), `(num_samples, batch)`."""
-    return vae.likelihood.log_prob(vae.likelihood_parameters(z), x)
+    """log p(x|z) (log p(x|z, c) for a conditional VAE), `(num_samples, batch)`."""
+    return vae.data_log_prob(x, z)
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
@@ -318,7 +318,7 @@ class ScoreFunction(Estimator):
             beta = tf.cast(vae.beta, signal.dtype)
             signal -= beta * objectives.log_density_ratio(posterior, prior, z)
         signal = stop(signal)
-        baseline, baseline_loss = self.baselines(x, signal, update)
+        baseline, baseline_loss = self.baselines(vae.split_inputs(x)[0], signal, update)
         score = tf.reduce_mean(stop(signal - baseline) * log_posterior, axis=0)
         value = training_loss(vae, terms, parameters)
         return with_gradient(value, value - score + baseline_loss), terms

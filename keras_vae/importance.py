@@ -40,7 +40,8 @@ def bounds(vae, x, num_samples, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None):
 
     Args:
         vae: A built `keras_vae.VAE`.
-        x: A batch of data (array or eager tensor).
+        x: A batch of data (array or eager tensor), or `{"x": x, "condition": c}`
+            for a conditional VAE.
         num_samples: k, the draws of z per example.
         memory_budget: Bytes the chunks' intermediate tensors may take.
         seed: An integer for reproducible noise; the model's seed generator when None.
@@ -59,8 +60,9 @@ def bounds(vae, x, num_samples, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None):
     True
     """
     check_positive_int("num_samples", num_samples)
-    x = tf.cast(x, tf.float32)  # as `terms` casts it, so that XLA merges the repeated encoder
-    num_examples = int(x.shape[0])
+    # Cast as `terms` casts it, so that XLA merges the repeated encoder.
+    x = tf.nest.map_structure(lambda value: tf.cast(value, tf.float32), x)
+    num_examples = int(tf.nest.flatten(x)[0].shape[0])
     plan = plan_chunks(vae, num_examples, num_samples, memory_budget)
     key, counter = tf.raw_ops.StatelessRandomGetKeyCounter(seed=vae.stateless_seed(seed))
     results = []
@@ -70,7 +72,8 @@ def bounds(vae, x, num_samples, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None):
         for first in range(0, num_samples, plan.samples):
             count = min(plan.samples, num_samples - first)
             noise = _noise(key, counter, first, count, num_examples, vae.latent_dim)
-            chunks.append(_chunk_sums(vae, x[start:end], noise[:, start:end]))
+            rows = tf.nest.map_structure(lambda value: value[start:end], x)  # noqa: B023
+            chunks.append(_chunk_sums(vae, rows, noise[:, start:end]))
         results.append(
             {
                 "log_sum_weights": tf.reduce_logsumexp(
@@ -185,11 +188,14 @@ def _graph_bytes(vae, num_examples, num_samples):
     def log_weights(x, noise):
         return vae.terms(x, noise=noise, log_weights=True)["log_weights"]
 
+    x = tf.TensorSpec((num_examples, *vae.data_shape), tf.float32)
+    if vae.condition is not None:
+        condition = tf.TensorSpec((num_examples, *vae.condition.shape), tf.float32)
+        x = vae.join_inputs(x, condition)
     graph = (
         tf.function(log_weights)
         .get_concrete_function(
-            tf.TensorSpec((num_examples, *vae.data_shape), tf.float32),
-            tf.TensorSpec((num_samples, num_examples, vae.latent_dim), tf.float32),
+            x, tf.TensorSpec((num_samples, num_examples, vae.latent_dim), tf.float32)
         )
         .graph
     )

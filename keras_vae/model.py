@@ -3,11 +3,11 @@
 import keras
 import tensorflow as tf
 
-from keras_vae import distribute, estimators, importance, objectives
+from keras_vae import conditions, distribute, estimators, importance, objectives
 from keras_vae.importance import DEFAULT_MEMORY_BUDGET
 from keras_vae.likelihoods import Bernoulli
 from keras_vae.posteriors import DiagonalNormal
-from keras_vae.priors import StandardNormal
+from keras_vae.priors import StandardNormal, VampPrior
 from keras_vae.trainable import freeze_if_not_trainable
 from keras_vae.validation import (
     check_compile_arguments,
@@ -15,6 +15,7 @@ from keras_vae.validation import (
     check_finite_weights,
     check_fit_data,
     check_options,
+    check_sample_condition,
     data_errors,
 )
 
@@ -65,9 +66,15 @@ class VAE(keras.Model):
         seed: Seed of the reparameterization noise.
         estimator: The gradient estimator: a name in
             `keras_vae.estimators.ESTIMATORS` or a `keras_vae.estimators.Estimator`.
+        condition: None for p(x), or a `keras_vae.conditions.Condition` (an int
+            stands for `OneHot(num_classes)`) for a conditional VAE of p(x|c):
+            its features join the encoder's features and z before the decoder,
+            so q(z|x, c) and p(x|z, c), with the prior p(z). Data then comes
+            with its condition: `fit(x, c)` or `fit({"x": x, "condition": c})`,
+            datasets of `(x, c)`, `elbo(x, condition=c)`, `sample(n, condition=c)`.
 
     Call arguments:
-        inputs: A batch of data.
+        inputs: A batch of data, or `{"x": x, "condition": c}` when conditional.
 
     Returns:
         The mean of p(x|z) at the posterior mean of z: the reconstruction.
@@ -97,6 +104,7 @@ class VAE(keras.Model):
         seed=None,
         estimator="reparameterization",
         free_bits=0.0,
+        condition=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -113,6 +121,12 @@ class VAE(keras.Model):
         self.posterior = posterior if posterior is not None else DiagonalNormal()
         self.likelihood = likelihood if likelihood is not None else Bernoulli()
         self.estimator = estimators.get(estimator)
+        self.condition = conditions.get(condition)
+        if self.condition is not None and isinstance(self.prior, VampPrior):
+            raise ValueError(
+                "Expected a prior that does not encode pseudo-inputs with a `condition`: the "
+                "VampPrior's pseudo-inputs have no condition. Received: prior=VampPrior"
+            )
         # === Config ===
         self.latent_dim = latent_dim
         self.beta_variable = objectives.beta_variable(beta)
@@ -129,12 +143,16 @@ class VAE(keras.Model):
         self.kl_tracker = keras.metrics.Mean(name="kl")
 
     def build(self, input_shape):
+        if isinstance(input_shape, dict):
+            input_shape = input_shape["x"]
         self.data_shape = tuple(int(d) for d in input_shape[1:])
+        condition_dim = 0 if self.condition is None else self.condition.dim
         # Families deserialized from a `.keras` file arrive built.
         features = self.encoder(keras.KerasTensor((None, *self.data_shape))).shape
+        features = (*features[:-1], features[-1] + condition_dim)
         if not self.posterior.built:
             self.posterior.build(features, (self.latent_dim,))
-        features = self.decoder(keras.KerasTensor((None, self.latent_dim))).shape
+        features = self.decoder(keras.KerasTensor((None, self.latent_dim + condition_dim))).shape
         if not self.likelihood.built:
             self.likelihood.build(features, self.data_shape)
         if not self.prior.built:
@@ -159,28 +177,65 @@ class VAE(keras.Model):
     def metrics(self):
         return [self.loss_tracker, self.elbo_tracker, self.reconstruction_tracker, self.kl_tracker]
 
+    # === Conditions ===
+
+    def split_inputs(self, inputs):
+        """`(x, condition)` of the model's inputs; the condition is None when unconditional."""
+        if self.condition is None:
+            return inputs, None
+        if not isinstance(inputs, dict) or sorted(inputs) != ["condition", "x"]:
+            raise ValueError(
+                "Expected inputs `{'x': x, 'condition': c}` for this conditional VAE. "
+                f"Received: {type(inputs).__name__}"
+            )
+        return inputs["x"], inputs["condition"]
+
+    def join_inputs(self, x, condition):
+        """The model's inputs from data and condition: the inverse of `split_inputs`."""
+        return x if self.condition is None else {"x": x, "condition": condition}
+
+    def with_condition(self, features, condition):
+        """`features` `(..., batch, d)` with the condition's `(batch, dim)` concatenated."""
+        if self.condition is None:
+            return features
+        if condition is None:
+            raise ValueError(
+                "Expected a `condition` for this conditional VAE. Received: condition=None"
+            )
+        encoded = tf.cast(self.condition(condition), features.dtype)
+        leading = tf.shape(features)[:-1]  # the sample axes of z, then the batch
+        encoded = tf.broadcast_to(encoded, tf.concat([leading, [self.condition.dim]], 0))
+        return tf.concat([features, encoded], -1)
+
     # === Distributions ===
 
     def posterior_parameters(self, x):
-        """The parameters of q(z|x) as a dict of `(batch, ...)` tensors."""
-        return self.posterior(self.encoder(x))
+        """The parameters of q(z|x) (q(z|x, c) when conditional) as `(batch, ...)` tensors."""
+        x, condition = self.split_inputs(x)
+        return self.posterior(self.with_condition(self.encoder(x), condition))
 
-    def likelihood_parameters(self, z):
-        """The parameters of p(x|z) for latents of shape `(..., latent_dim)`."""
+    def likelihood_parameters(self, z, condition=None):
+        """The parameters of p(x|z) (or p(x|z, c)) for latents of shape `(..., latent_dim)`."""
         leading = tf.shape(z)[:-1]
-        features = self.decoder(tf.reshape(z, (-1, self.latent_dim)))
+        z = self.with_condition(z, condition)
+        features = self.decoder(tf.reshape(z, (-1, z.shape[-1])))
         return {
             name: tf.reshape(value, tf.concat([leading, tf.shape(value)[1:]], 0))
             for name, value in self.likelihood(features).items()
         }
 
+    def data_log_prob(self, inputs, z):
+        """log p(x|z) (or log p(x|z, c)) at latents `(..., batch, latent_dim)`."""
+        x, condition = self.split_inputs(inputs)
+        return self.likelihood.log_prob(self.likelihood_parameters(z, condition), x)
+
     def encode(self, x):
         """q(z|x): a TFP distribution with batch shape `(batch,)`."""
         return self.posterior.distribution(self.posterior_parameters(x))
 
-    def decode(self, z):
+    def decode(self, z, condition=None):
         """p(x|z): a TFP distribution with batch shape `z.shape[:-1]`."""
-        return self.likelihood.distribution(self.likelihood_parameters(z))
+        return self.likelihood.distribution(self.likelihood_parameters(z, condition))
 
     def prior_distribution(self):
         """p(z): a TFP distribution with event shape `(latent_dim,)`."""
@@ -208,19 +263,22 @@ class VAE(keras.Model):
     def sample_posterior(self, x, num_samples=1, noise=None):
         """x in the model's dtype, q(z|x)'s parameters and reparameterized z.
 
-        z has shape `(num_samples, batch, latent_dim)`; `noise` as in `terms`.
+        z has shape `(num_samples, batch, latent_dim)`; `noise` as in `terms`. A
+        conditional model's inputs come back as `{"x": x, "condition": c}`.
         """
+        x, condition = self.split_inputs(x)
         x = tf.cast(x, "float32")  # log-densities are float32 under mixed precision too
-        parameters = self.posterior_parameters(x)
+        inputs = self.join_inputs(x, condition)
+        parameters = self.posterior_parameters(inputs)
         if noise is None:
             noise = self.standard_normal((num_samples, tf.shape(x)[0], self.latent_dim))
-        return x, parameters, self.posterior.reparameterize(parameters, noise)
+        return inputs, parameters, self.posterior.reparameterize(parameters, noise)
 
     def terms(self, x, num_samples=1, noise=None, log_weights=False):
         """Per-example bound terms, in nats, from `num_samples` draws of z.
 
         Args:
-            x: A batch of data.
+            x: A batch of data (or `{"x": x, "condition": c}` when conditional).
             num_samples: Draws of z per example.
             noise: Optional standard-normal noise `(num_samples, batch, latent_dim)`
                 to use instead of drawing it (for exports and reproducible tests).
@@ -231,51 +289,64 @@ class VAE(keras.Model):
             `log_weights` of shape `(num_samples, batch)` when asked for.
         """
         x, parameters, z = self.sample_posterior(x, num_samples, noise)
-        log_likelihood = self.likelihood.log_prob(self.likelihood_parameters(z), x)
+        log_likelihood = self.data_log_prob(x, z)
         # (num_samples, batch)
         posterior = self.posterior.distribution(parameters)
         return objectives.bound_terms(
             log_likelihood, posterior, self.prior_distribution(), z, log_weights
         )
 
-    def elbo(self, x, num_samples=1, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None):
+    def elbo(
+        self, x, num_samples=1, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None, condition=None
+    ):
         """Per-example ELBO, `(batch,)`, with `num_samples` draws for the expectation.
 
         Computed in chunks whose tensors fit `memory_budget` bytes (see
         `keras_vae.importance`); `seed` fixes the noise, whatever the chunking.
+        A conditional model needs the data's `condition` (or x as a dict).
         """
-        x = check_data(self, x)
+        x = check_data(self, x, condition)
         return importance.bounds(self, x, num_samples, memory_budget, seed)["elbo"]
 
-    def iwae_bound(self, x, num_samples, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None):
+    def iwae_bound(
+        self, x, num_samples, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None, condition=None
+    ):
         """Per-example IWAE bound with k = `num_samples`, `(batch,)`; chunked like `elbo`."""
-        x = check_data(self, x)
+        x = check_data(self, x, condition)
         return importance.bounds(self, x, num_samples, memory_budget, seed)["iwae"]
 
-    def log_likelihood(self, x, num_samples=5000, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None):
-        """Importance-sampled estimate of log p(x), `(batch,)`: the IWAE bound with large k.
+    def log_likelihood(
+        self, x, num_samples=5000, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None, condition=None
+    ):
+        """Importance-sampled estimate of log p(x) (or log p(x|c)), `(batch,)`: IWAE with large k.
 
         Any batch and any k run in bounded memory: examples x samples are taken
         a chunk at a time, each chunk compiled with XLA, and combined with
         logsumexp.
         """
-        return self.iwae_bound(x, num_samples, memory_budget, seed)
+        return self.iwae_bound(x, num_samples, memory_budget, seed, condition)
 
     # === Generation ===
 
-    def decode_mean(self, z):
+    def decode_mean(self, z, condition=None):
         """The mean of p(x|z) as a tensor, for latents of shape `(..., latent_dim)`."""
-        return self.likelihood.mean(self.likelihood_parameters(z))
+        return self.likelihood.mean(self.likelihood_parameters(z, condition))
 
     def reconstruct(self, x):
         """The mean of p(x|z) at the mean of q(z|x)."""
-        return self.decode_mean(self.posterior_parameters(x)["loc"])
+        condition = self.split_inputs(x)[1]
+        return self.decode_mean(self.posterior_parameters(x)["loc"], condition)
 
-    def sample(self, num, seed=None, mean=False):
-        """Generates `num` examples: z ~ p(z), then x ~ p(x|z) (or its mean)."""
+    def sample(self, num, seed=None, mean=False, condition=None):
+        """Generates `num` examples: z ~ p(z), then x ~ p(x|z) (or its mean).
+
+        A conditional model samples p(x|z, c) for `condition`: `num` conditions,
+        or one (a label, say) for all.
+        """
+        condition = check_sample_condition(self, num, condition)
         prior_seed, likelihood_seed = tf.unstack(tf.random.split(self.stateless_seed(seed)))
         z = self.prior_distribution().sample(num, seed=prior_seed)
-        parameters = self.likelihood_parameters(z)
+        parameters = self.likelihood_parameters(z, condition)
         if mean:
             return self.likelihood.mean(parameters)
         return self.likelihood.distribution(parameters).sample(seed=likelihood_seed)
@@ -307,7 +378,8 @@ class VAE(keras.Model):
         return distribute.reducible_logs({metric.name: metric.result() for metric in self.metrics})
 
     def train_step(self, data):
-        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)  # No y: see fit.
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x = self.join_inputs(x, y)  # y is the condition, or nothing for p(x) alone: see fit.
         with tf.GradientTape() as tape:
             loss, terms = self._step_terms(x, training=True)
             # The optimizer sums gradients over replicas: each contributes its share of
@@ -321,8 +393,8 @@ class VAE(keras.Model):
         return self._update_metrics(loss, terms, sample_weight)
 
     def test_step(self, data):
-        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        return self._update_metrics(*self._step_terms(x), sample_weight)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        return self._update_metrics(*self._step_terms(self.join_inputs(x, y)), sample_weight)
 
     def compile(self, optimizer="rmsprop", loss=None, metrics=None, jit_compile="auto", **kwargs):
         """Keras's `compile`; `jit_compile="auto"` turns XLA on for CPUs too.
@@ -354,7 +426,9 @@ class VAE(keras.Model):
         """Keras's `fit`, for data x alone, weighted per example by `sample_weight`.
 
         `x` is checked by `keras_vae.validation.check_data`; a `y` or
-        `class_weight` raises `ValueError`, since this model has no targets.
+        `class_weight` raises `ValueError`, since this model has no targets,
+        except that a conditional model takes its condition as `y` (or in x, a
+        dict `{"x": x, "condition": c}`; datasets yield `(x, c)`).
         With `sample_weight`, the update follows the gradient of
         `sum(sample_weight * loss) / batch_size` and the logged `loss` is the mean
         of `sample_weight * loss`, as Keras reduces weighted losses; `elbo`,
@@ -394,6 +468,9 @@ class VAE(keras.Model):
         if input_signature is None and self.built:
             # Keras infers it from a first call, which neither `fit` nor `build` makes.
             input_signature = [tf.TensorSpec((None, *self.data_shape), tf.float32)]
+            if self.condition is not None:
+                condition = tf.TensorSpec((None, *self.condition.shape), tf.float32)
+                input_signature = [{"x": input_signature[0], "condition": condition}]
         return super().export(filepath, format=format, input_signature=input_signature, **kwargs)
 
     def get_config(self):
@@ -411,12 +488,21 @@ class VAE(keras.Model):
             "seed": self.seed,
             "estimator": serialize(self.estimator),
             "free_bits": self.free_bits,
+            "condition": serialize(self.condition),
         }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for name in ("encoder", "decoder", "prior", "posterior", "likelihood", "estimator"):
+        for name in (
+            "encoder",
+            "decoder",
+            "prior",
+            "posterior",
+            "likelihood",
+            "estimator",
+            "condition",
+        ):
             if name in config:
                 config[name] = deserialize(config[name])
         return cls(**config)

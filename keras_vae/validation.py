@@ -27,6 +27,7 @@ __all__ = [
     "check_non_negative",
     "check_options",
     "check_positive_int",
+    "check_sample_condition",
     "checked_batches",
     "data_errors",
 ]
@@ -103,41 +104,96 @@ def check_finite_weights(model):
 _EXPECTED_SPEC = "an array, a tensor or a batched `tf.data.Dataset` of real numbers"
 
 
-def check_data(model, x):
+def check_data(model, x, condition=None):
     """Checks a batch of data or a dataset for `model`, building the model from it if needed.
 
     Args:
         model: A `keras_vae.VAE`.
         x: An array, tensor or nested list of shape `(batch, *data_shape)`, or a
             batched `tf.data.Dataset` whose elements are `x`, `(x,)` or
-            `(x, None, sample_weight)`.
+            `(x, None, sample_weight)`; for a conditional VAE, `x` with its
+            `condition`, `{"x": x, "condition": c}`, or a dataset of `(x, c)`
+            or `(x, c, sample_weight)`.
+        condition: The condition of each example, for a conditional VAE.
 
     Returns:
         `x` as an array if it was a list, `x` with each batch checked in its pipeline if
-        it was a dataset (see `checked_batches`), else `x` unchanged.
+        it was a dataset (see `checked_batches`), else `x` unchanged; for a
+        conditional VAE, `{"x": x, "condition": c}` with `c` a float32 array.
 
     Raises:
         ValueError: naming what was received and what was expected.
     """
-    if isinstance(x, tf.data.Dataset):
+    if isinstance(x, tf.data.Dataset) and condition is None:
         return checked_batches(model, x)
+    x, condition = _split_condition(model, x, condition)
     x = _as_array(x)
     _check_shape(model, tuple(x.shape), _dtype_name(x.dtype))
     if not tf.is_symbolic_tensor(x):  # Values are known outside a traced function only.
         _check_values(model.likelihood, np.asarray(x))
-    return x
+    if model.condition is None:
+        return x
+    if not tf.is_symbolic_tensor(condition):
+        condition = model.condition.check(condition, batch_size=x.shape[0])
+    return model.join_inputs(x, condition)
+
+
+def _split_condition(model, x, condition):
+    """`(x, condition)` from data given with its condition, or `ValueError`."""
+    if model.condition is None:
+        if condition is not None:
+            raise ValueError(
+                "Expected no `condition`: this VAE models p(x), without one (build it with "
+                f"`condition=` for p(x|c)). Received: condition{_shape_text(condition)}"
+            )
+        return x, None
+    if isinstance(x, dict):
+        if sorted(x) != ["condition", "x"] or condition is not None:
+            keys = sorted(map(str, x))
+            raise ValueError(
+                "Expected `{'x': x, 'condition': c}` alone, or x and its condition apart. "
+                f"Received: a dict with keys {keys}"
+                + (" and a separate condition" if condition is not None else "")
+            )
+        return x["x"], x["condition"]
+    if condition is None:
+        raise ValueError(
+            "Expected a condition for this conditional VAE of p(x|c): pass it as `y` in fit "
+            "and evaluate, as `condition=`, or x as `{'x': x, 'condition': c}`. "
+            "Received: no condition"
+        )
+    return x, condition
+
+
+def check_sample_condition(model, num, condition):
+    """The conditions of `num` samples: None for an unconditional model, else `(num, *shape)`.
+
+    One condition (a single label, say) stands for all `num`.
+    """
+    if model.condition is None or condition is None:
+        _split_condition(model, None, condition)  # refuses a stray or a missing condition
+        return None
+    single = np.asarray(condition)
+    if single.shape == model.condition.shape:
+        condition = np.broadcast_to(single, (num, *single.shape))
+    return model.condition.check(condition, batch_size=num)
 
 
 def check_fit_data(model, x, y=None, sample_weight=None, class_weight=None):
     """Checks the data arguments of `fit` and `evaluate`; returns `(x, y, sample_weight)` for Keras.
 
-    The model is unconditional: a `y` or `class_weight` would be ignored, so they
-    are refused. Keras drops the `sample_weight` of arrays given without a `y`, so
-    a zero-width placeholder `y` of shape `(batch, 0)` carries them through.
+    An unconditional model has no targets: a `y` or `class_weight` would be
+    ignored, so they are refused. Keras drops the `sample_weight` of arrays given
+    without a `y`, so a zero-width placeholder `y` of shape `(batch, 0)` carries
+    them through. A conditional model takes its condition as `y`, or in `x` as
+    `{"x": x, "condition": c}`, and hands it to Keras as `y`.
     """
-    if y is not None:
+    if model.condition is not None and not isinstance(x, tf.data.Dataset):
+        x, y = _split_condition(model, x, y)
+    if y is not None and model.condition is None:
         raise ValueError(
-            "Expected no `y`: this VAE models the data x alone, so targets would be ignored. "
+            "Expected no `y`: this VAE models the data x alone, so targets would be ignored "
+            "(build it with `condition=` to model x given y). "
             f"Received: y of type {type(y).__name__}{_shape_text(y)}"
         )
     if class_weight is not None:
@@ -145,9 +201,17 @@ def check_fit_data(model, x, y=None, sample_weight=None, class_weight=None):
             "Expected no `class_weight`: this VAE models the data x alone, without classes; "
             f"weight examples with `sample_weight`. Received: class_weight={class_weight!r}"
         )
-    x = check_data(model, x)
-    if sample_weight is None or isinstance(x, tf.data.Dataset):
-        return x, None, sample_weight  # Keras refuses `sample_weight` beside a dataset.
+    if isinstance(x, tf.data.Dataset):
+        if y is not None:
+            raise ValueError(
+                "Expected the condition inside the dataset, as elements (x, condition). "
+                f"Received: a dataset and y{_shape_text(y)}"
+            )
+        return check_data(model, x), None, sample_weight  # Keras refuses its `sample_weight`.
+    x = check_data(model, x, y)
+    x, y = model.split_inputs(x)
+    if sample_weight is None:
+        return x, y, None
     sample_weight = _as_array(sample_weight, "sample_weight")
     if tuple(sample_weight.shape) not in ((x.shape[0],), (x.shape[0], 1)):
         raise ValueError(
@@ -155,7 +219,9 @@ def check_fit_data(model, x, y=None, sample_weight=None, class_weight=None):
             f"Received: sample_weight of shape {tuple(sample_weight.shape)}"
         )
     _check_weight_values(np.asarray(sample_weight))
-    return x, np.zeros((x.shape[0], 0), "float32"), np.reshape(sample_weight, (-1,))
+    if y is None:
+        y = np.zeros((x.shape[0], 0), "float32")
+    return x, y, np.reshape(sample_weight, (-1,))
 
 
 def check_compile_arguments(**arguments):
@@ -179,9 +245,13 @@ def checked_batches(model, dataset):
     `data_errors` turns that error into a `ValueError`. The check runs outside
     the compiled step (XLA cannot compile an assertion); measured cost: see README.
     """
+    if model.condition is not None and isinstance(dataset.element_spec, dict):
+        dataset = dataset.map(lambda inputs: (inputs.get("x"), inputs.get("condition")))
     spec = dataset.element_spec
     x_spec, y_spec, weight_spec = _unpack_spec(spec)
-    if y_spec is not None:
+    if model.condition is not None:
+        _check_condition_spec(model.condition, spec, y_spec)
+    elif y_spec is not None:
         raise ValueError(
             "Expected a dataset of x, (x,) or (x, None, sample_weight): this VAE models the "
             "data x alone, so targets would be ignored. "
@@ -204,21 +274,39 @@ def checked_batches(model, dataset):
             "Expected sample weights of shape (batch,), one per example. "
             f"Received: a dataset of elements {_spec_text(spec)}"
         )
-    likelihood = model.likelihood
+    likelihood, condition = model.likelihood, model.condition
 
     def check(*element):
-        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(element)
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(element)
         checks = [_batch_check(x, likelihood)]
         if sample_weight is not None:
             checks.append(_weight_check(sample_weight))
+        if condition is not None:
+            checks.append(condition.check_op(y))
         with tf.control_dependencies(checks):
             checked = tuple(None if value is None else tf.identity(value) for value in element)
-        if sample_weight is not None:
+        if sample_weight is not None and condition is None:
             # tf.distribute cannot split a None; an empty `(batch, 0)` y stands for it.
             return checked[0], tf.zeros((tf.shape(x)[0], 0)), checked[2]
         return checked if isinstance(spec, tuple) else checked[0]
 
     return dataset.map(check)
+
+
+def _check_condition_spec(condition, spec, y_spec):
+    expected = (None, *condition.shape)
+    if (
+        y_spec is None
+        or not isinstance(y_spec, tf.TensorSpec)
+        or not _is_real(y_spec.dtype.name)
+        or y_spec.shape.rank != len(expected)
+        or not y_spec.shape.is_compatible_with(expected)
+    ):
+        raise ValueError(
+            "Expected a dataset of (x, condition) or (x, condition, sample_weight) for this "
+            f"conditional VAE, with {condition.expected()}. "
+            f"Received: a dataset of elements {_spec_text(spec)}"
+        )
 
 
 @contextlib.contextmanager
