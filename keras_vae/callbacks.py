@@ -84,7 +84,9 @@ class ImageGrids(keras.callbacks.Callback):
 
     Args:
         log_dir: The TensorBoard log directory (images go to `log_dir/images`).
-        examples: A batch of data to reconstruct, shown beside its reconstructions.
+        examples: A batch of data to reconstruct, shown beside its reconstructions
+            (`{"x": x, "condition": c}` for a conditional VAE, whose samples then
+            take these conditions in turn).
         num_samples: Number of generated examples in the sample grid.
         seed: Seed of the samples, fixed so epochs are comparable.
 
@@ -97,7 +99,7 @@ class ImageGrids(keras.callbacks.Callback):
     def __init__(self, log_dir, examples, num_samples=64, seed=0):
         super().__init__()
         self.log_dir = str(log_dir)
-        self.examples = np.asarray(examples)
+        self.examples = tf.nest.map_structure(np.asarray, examples)
         self.num_samples = num_samples
         self.seed = seed
         self.writer = None
@@ -106,8 +108,14 @@ class ImageGrids(keras.callbacks.Callback):
         if self.writer is None:
             self.writer = tf.summary.create_file_writer(f"{self.log_dir}/images")
         shape = self.model.data_shape
-        samples = to_images(self.model.sample(self.num_samples, seed=self.seed, mean=True), shape)
-        originals = to_images(self.examples, shape)
+        x, condition = self.model.split_inputs(self.examples)
+        if condition is not None:
+            condition = np.resize(condition, (self.num_samples, *condition.shape[1:]))
+        samples = self.model.sample(
+            self.num_samples, seed=self.seed, mean=True, condition=condition
+        )
+        samples = to_images(samples, shape)
+        originals = to_images(x, shape)
         reconstructions = to_images(self.model.reconstruct(self.examples), shape)
         # Originals and reconstructions side by side, one pair per row of two.
         pairs = interleave(originals, reconstructions)

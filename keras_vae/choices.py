@@ -12,6 +12,7 @@ Example:
 """
 
 __all__ = [
+    "CONDITIONS",
     "ESTIMATORS",
     "FIGURES",
     "OBJECTIVES",
@@ -24,6 +25,7 @@ __all__ = [
 ]
 
 OBJECTIVES = ("elbo", "iwae")
+CONDITIONS = ("none", "label")
 ESTIMATORS = ("reparameterization", "score_function", "stl", "dreg")
 PREPROCESSING = ("dynamic", "static", "continuous", "8bit")
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")

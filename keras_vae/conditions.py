@@ -47,6 +47,16 @@ class Condition(keras.layers.Layer):
         shape = str(("batch", *self.shape)).replace("'", "")
         return f"a condition of shape {shape} of {kind}{where}"
 
+    def describe(self):
+        """What an exported signature's `condition` input takes, as JSON.
+
+        `{"shape": [-1, ...], "bounds": [low, high] or None for the real line,
+        "integer": bool}`; exports check their inputs against it.
+        """
+        low, high = self.bounds
+        bounds = [float(low), float(high)] if np.isfinite(low) else None
+        return {"shape": [-1, *self.shape], "bounds": bounds, "integer": self.integer}
+
     def check(self, condition, batch_size=None):
         """`condition` as a float32 array, or a `ValueError` naming what was wrong.
 

@@ -38,6 +38,7 @@ __all__ = [
     "DatasetUnavailableError",
     "image_shape",
     "load",
+    "num_classes",
     "splits",
     "take",
     "write_binarized_mnist_amat",
@@ -187,6 +188,19 @@ def image_shape(name):
     (28, 28, 1)
     """
     return tuple(_image_feature(_builder(name, None)).shape)
+
+
+def num_classes(name, data_dir=None):
+    """The number of classes of a TFDS dataset's `"label"` feature, without preparing it.
+
+    Example:
+
+    >>> num_classes("mnist")
+    10
+    """
+    builder = _builder(name, data_dir)
+    _check_dataset(builder, None, with_labels=True)
+    return int(builder.info.features["label"].num_classes)
 
 
 def write_binarized_mnist_amat(npz_path, folder):

@@ -4,6 +4,7 @@ import math
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from keras_vae.importance import DEFAULT_MEMORY_BUDGET
 from keras_vae.objectives import bits_per_dim
@@ -31,7 +32,8 @@ def evaluate_bounds(
 
     Args:
         vae: A trained `keras_vae.VAE`.
-        dataset: Batches of data, or `(data, labels)` pairs.
+        dataset: Batches of data, or `(data, labels)` pairs: the labels are the
+            condition of a conditional VAE, and unused otherwise.
         num_samples: k of the log-likelihood estimate.
         iwae_samples: The k of each IWAE bound to report.
         memory_budget: Bytes the intermediate tensors of one compiled call may
@@ -55,9 +57,11 @@ def evaluate_bounds(
     log_likelihoods = []
     progress = keras.utils.Progbar(max_examples, unit_name="example", verbose=verbose)
     for batch in dataset:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        x, labels = batch if isinstance(batch, (tuple, list)) else (batch, None)
+        # A conditional VAE's bounds are on log p(x|c), with the labels (or side input) as c.
+        x = vae.join_inputs(x, labels)
         if max_examples is not None:
-            x = x[: max_examples - len(log_likelihoods)]
+            x = tf.nest.map_structure(lambda value: value[: max_examples - len(log_likelihoods)], x)  # noqa: B023
         values = {"elbo": vae.elbo(x, memory_budget=memory_budget)}
         values.update({f"iwae_{k}": vae.iwae_bound(x, k, memory_budget) for k in iwae_samples})
         for name, value in values.items():

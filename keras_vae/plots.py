@@ -40,13 +40,32 @@ def save_grid(images, path, columns=None, scale=2):
 
 
 def samples(vae, path, num=64, seed=0, mean=True):
-    """A grid of `num` generated examples (means of p(x|z) unless `mean=False`)."""
-    save_grid(to_images(vae.sample(num, seed=seed, mean=mean), vae.data_shape), path)
+    """A grid of `num` generated examples (means of p(x|z) unless `mean=False`).
+
+    A VAE conditioned on class labels gets one row per class, of
+    `num // num_classes` samples (at least one) of p(x|z, c).
+    """
+    condition, columns = None, None
+    if vae.condition is not None:
+        num_classes = getattr(vae.condition, "num_classes", None)
+        if num_classes is None:
+            raise ValueError(
+                "Expected a VAE conditioned on class labels (`conditions.OneHot`) for a grid of "
+                f"samples per class. Received: condition {type(vae.condition).__name__}"
+            )
+        columns = max(1, num // num_classes)
+        condition = np.repeat(np.arange(num_classes), columns)  # row c: class c
+        num = len(condition)
+    generated = vae.sample(num, seed=seed, mean=mean, condition=condition)
+    save_grid(to_images(generated, vae.data_shape), path, columns=columns)
 
 
 def reconstructions(vae, x, path):
-    """Each example beside its reconstruction, 4 pairs per row."""
-    originals = to_images(x, vae.data_shape)
+    """Each example beside its reconstruction, 4 pairs per row.
+
+    `x` is `{"x": x, "condition": c}` for a conditional VAE.
+    """
+    originals = to_images(vae.split_inputs(x)[0], vae.data_shape)
     rebuilt = to_images(vae.reconstruct(x), vae.data_shape)
     save_grid(interleave(originals, rebuilt), path, columns=8)
 

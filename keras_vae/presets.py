@@ -34,12 +34,15 @@ class Preset:
     batch_size: int
     learning_rate: float
     build_model: Callable[..., "kv.VAE"]
+    condition: str = "none"  # "label": a conditional VAE of x given the dataset's label
 
 
 PRESETS = {}
 
 
-def preset(name, dataset, preprocessing, epochs, batch_size=100, learning_rate=1e-3):
+def preset(
+    name, dataset, preprocessing, epochs, batch_size=100, learning_rate=1e-3, condition="none"
+):
     """Registers a model builder as a preset; its docstring is the description."""
 
     def register(build_model):
@@ -52,6 +55,7 @@ def preset(name, dataset, preprocessing, epochs, batch_size=100, learning_rate=1
             batch_size,
             learning_rate,
             build_model,
+            condition,
         )
         return build_model
 
@@ -123,3 +127,13 @@ def vamp_mnist(**options):
         prior=kv.priors.VampPrior(500),
         **options,
     )
+
+
+@preset("cvae-mnist", dataset="mnist", preprocessing="dynamic", epochs=20, condition="label")
+def cvae_mnist(**options):
+    """Sohn et al. (2015): AEVB's networks (500 tanh units, 20 latents) conditioned on the digit.
+
+    `keras-vae sample` writes one row of samples per digit.
+    """
+    options.setdefault("condition", kv.conditions.OneHot(10))
+    return kv.VAE(tanh_mlp(500), tanh_mlp(500), latent_dim=20, **options)

@@ -109,6 +109,10 @@ USAGE_ERRORS = {
         )
         for flag, value in (("beta", "inf"), ("free-bits", "-1"), ("epochs", "0"))
     },
+    "condition-without-labels": (
+        "train --run-dir {run} --dataset binarized_mnist --condition label --data-dir {data}",
+        ["'binarized_mnist', which has no labels"],
+    ),
     "validation-size": (
         "train --run-dir {run} --validation-size -1",
         ["argument --validation-size", "received '-1'"],
@@ -295,6 +299,18 @@ def commands(root, run_dir, tfds_data_dir, unwritable):
         commands.start(name, *command, *data, after="train")
     commands.start("manifold-20", *manifold, "--run-dir", run_dir.root, after="train")
     commands.start("train-again", *train_args(run_dir.root, tfds_data_dir), after="train")
+    conditional = root / "conditional"
+    commands.start(
+        "train-conditional",
+        *("train", "--preset", "cvae-mnist", "--run-dir", conditional, "--epochs", 1),
+        *("--steps-per-epoch", 20, "--data-dir", tfds_data_dir, "--verbose", 2),
+    )
+    for name, command in {
+        "sample-conditional": ("sample", "--num", 20, "--output", root / "figures" / "cvae.png"),
+        "evaluate-conditional": ("evaluate", "--num-samples", 50, "--max-examples", 20, "--json"),
+        "manifold-conditional": manifold,
+    }.items():
+        commands.start(name, *command, "--run-dir", conditional, after="train-conditional")
     try:
         yield commands
     finally:
@@ -372,6 +388,7 @@ def test_train_writes_the_run(commands, run_dir, tfds_data_dir):
         "beta": 1.0,
         "free_bits": 0.0,
         "kl_warmup_epochs": 0,
+        "condition": "none",
     }
 
     vae = run_dir.load_model()
@@ -563,3 +580,19 @@ def test_import_keras_vae_registers_its_classes_for_load_model(tmp_path):
     )
     result = subprocess.run([sys.executable, "-c", loading], env=ENV, capture_output=True)
     assert result.stdout.decode().strip() == "VAE", result.stderr.decode()[-2000:]
+
+
+def test_conditional_run(commands, root):
+    """`--preset cvae-mnist` trains on (image, label); samples come one row per class."""
+    result = commands.result("train-conditional")
+    assert result.returncode == 0, result.stderr
+    run_dir = RunDir(root / "conditional")
+    assert json.loads(run_dir.config.read_text())["condition"] == "label"
+    vae = run_dir.load_model()
+    assert vae.condition.num_classes == 10
+    assert commands.result("sample-conditional").returncode == 0
+    assert_png(root / "figures" / "cvae.png", (2 * 28 * 2, 10 * 28 * 2))  # 10 classes x 2
+    evaluation = json.loads(commands.result("evaluate-conditional").stdout)
+    assert evaluation["num_examples"] == 20
+    assert evaluation["elbo"] <= evaluation["iwae_50"] + 1.0 < 0
+    assert_usage_error(commands.result("manifold-conditional"), "this run is conditional")

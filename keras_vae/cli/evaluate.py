@@ -53,6 +53,7 @@ def run(args):
         batch_size=args.batch_size,
         seed=1,
         validation_size=config["validation_size"],
+        with_labels=config.get("condition", "none") == "label",
         **data_dirs(args, config),
     )
     results = evaluate_bounds(

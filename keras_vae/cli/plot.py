@@ -42,13 +42,22 @@ def run(args):
     output = args.output
     run_dir = RunDir(args.run_dir)
     vae = run_dir.load_model()
+    config = run_dir.read_json(run_dir.config)
+    conditional = config.get("condition", "none") == "label"
+    if conditional and args.kind in ("manifold", "traversals"):
+        raise ValueError(
+            f"plot --kind {args.kind} decodes without a condition; this run is conditional "
+            "on the label: write samples per class with `keras-vae sample`."
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     if args.kind == "manifold":
         plots.manifold(vae, output)
     else:
-        config = run_dir.read_json(run_dir.config)
         count = {"latents": 2000, "traversals": 1}.get(args.kind, args.num)
-        x, labels = test_examples(config, args, count, with_labels=args.kind == "latents")
+        x, labels = test_examples(
+            config, args, count, with_labels=args.kind == "latents" or conditional
+        )
+        x = vae.join_inputs(x, labels)  # a conditional VAE encodes x with its label
         if args.kind == "reconstructions":
             plots.reconstructions(vae, x, output)
         elif args.kind == "traversals":

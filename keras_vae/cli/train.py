@@ -8,7 +8,14 @@ import time
 from pathlib import Path
 
 from keras_vae import faults, files
-from keras_vae.choices import ESTIMATORS, OBJECTIVES, PRECISIONS, PREPROCESSING, STRATEGIES
+from keras_vae.choices import (
+    CONDITIONS,
+    ESTIMATORS,
+    OBJECTIVES,
+    PRECISIONS,
+    PREPROCESSING,
+    STRATEGIES,
+)
 from keras_vae.cli.arguments import (
     non_negative_float,
     non_negative_int,
@@ -51,6 +58,7 @@ class RunConfig:
     beta: float = 1.0
     kl_warmup_epochs: int = 0
     free_bits: float = 0.0
+    condition: str = "none"
 
 
 def add_parser(subparsers):
@@ -82,6 +90,11 @@ def add_parser(subparsers):
     )
     parser.add_argument(
         "--num-samples", type=positive_int, default=1, help="samples of z per example"
+    )
+    parser.add_argument(
+        "--condition",
+        choices=CONDITIONS,
+        help="label: a conditional VAE of x given the dataset's label (default: the preset's)",
     )
     parser.add_argument(
         "--validation-size",
@@ -154,6 +167,7 @@ def make_config(args):
         beta=args.beta,
         kl_warmup_epochs=args.kl_warmup_epochs,
         free_bits=args.free_bits,
+        condition=pick(args.condition, preset.condition),
     )
     if config.kl_warmup_epochs and config.objective != "elbo":
         raise ValueError(
@@ -193,6 +207,7 @@ def check_run_dir(run_dir, config):
 def run(args):
     import keras
 
+    import keras_vae as kv
     from keras_vae import data, distribute, precision
     from keras_vae.callbacks import KLWarmup
     from keras_vae.training import TrainingDiverged, elbo_drop, fit_run
@@ -204,12 +219,14 @@ def run(args):
     check_run_dir(run_dir, config)
     keras.utils.set_random_seed(config.seed)
 
+    conditional = config.condition == "label"
     load = dict(
         name=config.dataset,
         preprocessing=config.preprocessing,
         validation_size=config.validation_size,
         manual_dir=config.manual_dir,
         data_dir=config.data_dir,
+        with_labels=conditional,  # (x, label) batches: the label is the condition
     )
     # Every worker shuffles with the same seed, so their shares of each global batch are disjoint.
     drop_remainder = config.strategy == "tpu"
@@ -230,18 +247,29 @@ def run(args):
         **load,
     )
     train_data, validation_data = map(distribute.shard_by_data, (train_data, validation_data))
-    examples = data.take(count=32, seed=1, **load)
+    batch = data.take(count=32, seed=1, **load)
+    examples, labels = batch if conditional else (batch, None)
+    preset = get_preset(config.preset)
+    options = {}
+    if conditional or preset.condition != "none":  # `--condition none` unconditions a preset
+        options["condition"] = (
+            kv.conditions.OneHot(data.num_classes(config.dataset, config.data_dir))
+            if conditional
+            else None
+        )
 
     with strategy.scope(), precision.policy(config.precision):
-        vae = get_preset(config.preset).build_model(
+        vae = preset.build_model(
             objective=config.objective,
             num_samples=config.num_samples,
             seed=config.seed,
             estimator=config.estimator,
             beta=config.beta,
             free_bits=config.free_bits,
+            **options,
         )
         vae.build((None, *examples.shape[1:]))
+        examples = vae.join_inputs(examples, labels)
         vae.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate),
             jit_compile=JIT_COMPILE[config.jit_compile],

@@ -42,6 +42,8 @@ def make_model_card(model, signatures, data=None, metrics=None):
             "support": _support(model.likelihood.support),
         },
         "latent_dim": model.latent_dim,
+        # What the signatures' `condition` input takes, for a conditional VAE.
+        "condition": None if model.condition is None else model.condition.describe(),
         "families": {
             name: _describe(getattr(model, name))
             for name in ("prior", "posterior", "likelihood", "encoder", "decoder")

@@ -12,6 +12,10 @@ dimension is dynamic. Inputs -> outputs:
     elbo             x, eps (batch, num_samples, latent_dim)
                                                  -> elbo, reconstruction, kl  (batch,)
 
+A conditional VAE's signatures each take one more input, last: `condition`,
+float32 `(batch, *condition.shape)` (a class label as a whole number, for
+`OneHot`), which x, z and eps are taken with.
+
 `eps` is standard-normal noise. `u`, uniform on [0, 1), is an input only
 for mixture priors: it picks component k by inverse CDF over the mixture
 weights, k = #{j < K - 1 : cdf_j <= u}, and then z = loc_k + scale_k @ eps.
@@ -30,7 +34,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_vae.choices import SIGNATURES
-from keras_vae.export.inputs import check_in_graph
+from keras_vae.export.inputs import CONDITION, check_in_graph
 from keras_vae.precision import in_float32
 
 __all__ = ["SIGNATURES", "Signature", "prior_needs_uniform", "signatures"]
@@ -81,24 +85,29 @@ def signatures(model, names=SIGNATURES):
     latent = tf.TensorSpec((None, model.latent_dim), tf.float32, name="z")
     eps = tf.TensorSpec((None, model.latent_dim), tf.float32, name="eps")
     eps_samples = tf.TensorSpec((None, None, model.latent_dim), tf.float32, name="eps")
+    # A conditional model's inputs end with the condition; the functions take it by name.
+    conditions = []
+    if model.condition is not None:
+        shape = (None, *model.condition.shape)
+        conditions = [tf.TensorSpec(shape, tf.float32, name=CONDITION)]
 
-    def serving_default(x):
-        return {"reconstruction": model.reconstruct(x)}
+    def serving_default(x, condition=None):
+        return {"reconstruction": model.reconstruct(model.join_inputs(x, condition))}
 
-    def encode(x):
-        return dict(model.posterior_parameters(x))
+    def encode(x, condition=None):
+        return dict(model.posterior_parameters(model.join_inputs(x, condition)))
 
-    def decode(z):
-        parameters = model.likelihood_parameters(z)
+    def decode(z, condition=None):
+        parameters = model.likelihood_parameters(z, condition)
         return {"mean": model.likelihood.mean(parameters), **parameters}
 
-    def sample(eps, u=None):
+    def sample(eps, u=None, condition=None):
         z = prior_reparameterize(model, eps, u)
-        return {"z": z, **decode(z)}
+        return {"z": z, **decode(z, condition)}
 
-    def elbo(x, eps):
+    def elbo(x, eps, condition=None):
         noise = tf.transpose(eps, (1, 0, 2))  # (num_samples, batch, latent_dim)
-        return model.terms(x, noise=noise)
+        return model.terms(model.join_inputs(x, condition), noise=noise)
 
     sample_specs = [eps]
     if "sample" in names:
@@ -106,11 +115,11 @@ def signatures(model, names=SIGNATURES):
         if prior_needs_uniform(model):
             sample_specs.append(tf.TensorSpec((None,), tf.float32, name="u"))
     available = {
-        "serving_default": Signature("serving_default", serving_default, [data]),
-        "encode": Signature("encode", encode, [data]),
-        "decode": Signature("decode", decode, [latent]),
-        "sample": Signature("sample", sample, sample_specs),
-        "elbo": Signature("elbo", elbo, [data, eps_samples]),
+        "serving_default": Signature("serving_default", serving_default, [data, *conditions]),
+        "encode": Signature("encode", encode, [data, *conditions]),
+        "decode": Signature("decode", decode, [latent, *conditions]),
+        "sample": Signature("sample", sample, [*sample_specs, *conditions]),
+        "elbo": Signature("elbo", elbo, [data, eps_samples, *conditions]),
     }
     return {name: _checked(model, available[name]) for name in names}
 
@@ -119,10 +128,12 @@ def _checked(model, signature):
     # Traced in float32 under a mixed-precision policy too: see `precision.in_float32`.
     compute = in_float32(model, signature.function)
     support = model.likelihood.support
+    condition = None if model.condition is None else model.condition.describe()
+    names = [spec.name for spec in signature.input_specs]
 
     def function(*inputs):
-        inputs = check_in_graph(signature.name, signature.input_specs, inputs, support)
-        return compute(*inputs)
+        inputs = check_in_graph(signature.name, signature.input_specs, inputs, support, condition)
+        return compute(**dict(zip(names, inputs, strict=True)))
 
     return Signature(signature.name, function, signature.input_specs)
 

@@ -60,11 +60,13 @@ def convert_saved_model(
             calibrated on `representative_data`).
         representative_data: Data, an array `(n, *data_shape)` or an iterable
             of such batches, for `"int8"`: each signature is calibrated on
-            inputs made from every example (see `verify.example_inputs`).
+            inputs made from every example (see `verify.example_inputs`). A
+            conditional VAE's batches are `{"x": x, "condition": c}`.
 
     Returns:
         The `.tflite` model as bytes, with the model card's `input` (its
-        shape, dtype and support) as metadata `INPUT_METADATA`.
+        shape, dtype and support, and a conditional VAE's `condition`) as
+        metadata `INPUT_METADATA`.
 
     Raises:
         ValueError: for an unknown quantization or signature, `"int8"`
@@ -105,7 +107,7 @@ def convert_saved_model(
                 "log-probabilities are below one int8 step and their sum is lost. "
                 "Use float32, float16 or dynamic-int8 for `elbo`."
             )
-        if isinstance(representative_data, np.ndarray):
+        if isinstance(representative_data, (np.ndarray, dict)):
             representative_data = [representative_data]
         converter.representative_dataset = lambda: _calibration_inputs(
             loaded, signature_names, representative_data
@@ -122,10 +124,12 @@ def convert_saved_model(
             f"{_reason(error)}"
         ) from error
     try:
-        described = read_model_card(saved_model_dir)["input"]
+        card = read_model_card(saved_model_dir)
     except FileNotFoundError:  # not a keras-vae export: no support to carry
         return model
-    return _with_metadata(model, INPUT_METADATA, described)
+    return _with_metadata(
+        model, INPUT_METADATA, {**card["input"], "condition": card.get("condition")}
+    )
 
 
 class LiteRTModel:
@@ -134,7 +138,8 @@ class LiteRTModel:
     Inputs are checked as the SavedModel's signatures check them, which
     the `.tflite` file cannot do itself: shape, one batch size, no empty
     sample axis, finite values, `x` within the data's support (from the
-    file's metadata) and `u` within [0, 1]. Any other input raises
+    file's metadata), `u` within [0, 1] and a conditional VAE's `condition`
+    within its bounds (whole numbers for class labels). Any other input raises
     `ValueError` before LiteRT runs.
 
     Args:
@@ -160,7 +165,9 @@ class LiteRTModel:
         model = bytes(model) if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
         self.interpreter = Interpreter(model_content=model)
         self.signature_names = sorted(self.interpreter.get_signature_list())
-        self.support = (_read_metadata(model, INPUT_METADATA) or {}).get("support")
+        metadata = _read_metadata(model, INPUT_METADATA) or {}
+        self.support = metadata.get("support")
+        self.condition = metadata.get("condition")
 
     def input_shapes(self, signature_name):
         """`{input name: shape}` of a signature, with -1 for the dynamic sizes."""
@@ -178,7 +185,7 @@ class LiteRTModel:
                 f"Received: {sorted(inputs)}"
             )
         arrays = {name: np.asarray(value, np.float32) for name, value in inputs.items()}
-        check_arrays(signature_name, expected, arrays, self.support)
+        check_arrays(signature_name, expected, arrays, self.support, self.condition)
         # The runner resizes its inputs to these arrays' shapes before invoking.
         return self._runner(signature_name)(**arrays)
 
@@ -194,10 +201,17 @@ def _calibration_inputs(loaded, signature_names, batches):
     # One example at a time: the calibrator sizes each signature by its first input.
     seed = 0
     for batch in batches:
-        for example in np.asarray(batch, np.float32):
+        # A conditional VAE's data comes with its condition: {"x": x, "condition": c}.
+        x, condition = (
+            (batch["x"], batch["condition"]) if isinstance(batch, dict) else (batch, None)
+        )
+        for index in range(len(x)):
+            example = np.asarray(x[index : index + 1], np.float32)
+            if condition is not None:
+                example = {"x": example, "condition": condition[index : index + 1]}
             seed += 1
             for name in signature_names:
-                yield name, example_inputs(loaded, name, example[None], seed=seed)
+                yield name, example_inputs(loaded, name, example, seed=seed)
 
 
 def _with_metadata(model, name, value):

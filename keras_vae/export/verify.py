@@ -14,23 +14,38 @@ def example_inputs(loaded, signature_name, x, seed=0):
 
     Inputs are recognized by name: `x` is the data, `z` the posterior mean
     of `x` (standard-normal draws without an `encode` signature), `eps`
-    standard-normal noise (`ELBO_SAMPLES` draws per example for `elbo`)
-    and `u` uniform on [0, 1).
+    standard-normal noise (`ELBO_SAMPLES` draws per example for `elbo`),
+    `u` uniform on [0, 1), and `condition` the data's condition: a
+    conditional VAE's data comes as `{"x": x, "condition": c}`.
 
     Raises:
-        ValueError: if `x` does not have the signature's data shape.
+        ValueError: if `x` does not have the signature's data shape, or
+            comes without the condition the signature takes.
     """
     rng = np.random.default_rng(seed)
+    x, condition = (x["x"], x["condition"]) if isinstance(x, dict) else (x, None)
     x = np.asarray(x, np.float32)
     specs = loaded.signatures[signature_name].structured_input_signature[1]
+    if "condition" in specs:
+        if condition is None:
+            raise ValueError(
+                f"Expected data with its condition, `{{'x': x, 'condition': c}}`, for signature "
+                f"{signature_name!r} of a conditional VAE. Received: data alone"
+            )
+        condition = np.asarray(condition, np.float32)
     inputs = {}
     for name, spec in sorted(specs.items()):
         shape = [-1 if size is None else int(size) for size in spec.shape]
         if name == "x":
             check_shape(signature_name, name, shape, x.shape)
             inputs[name] = x
+        elif name == "condition":
+            check_shape(signature_name, name, shape, condition.shape)
+            inputs[name] = condition
         elif name == "z" and "encode" in loaded.signatures:
-            inputs[name] = loaded.signatures["encode"](x=tf.constant(x))["loc"].numpy()
+            given = {"condition": tf.constant(condition)} if "condition" in specs else {}
+            encode = loaded.signatures["encode"]
+            inputs[name] = encode(x=tf.constant(x), **given)["loc"].numpy()
         elif name == "u":
             inputs[name] = rng.uniform(size=len(x)).astype(np.float32)
         else:
@@ -61,7 +76,8 @@ def compare(run, saved_model_dir, x, signature_names, batch_sizes=(1, None), see
     Args:
         run: `run(signature_name, **inputs) -> {output: array}`, the model under test.
         saved_model_dir: The SavedModel it was converted from.
-        x: A batch of data; each signature's inputs are made from it by `example_inputs`.
+        x: A batch of data (`{"x": x, "condition": c}` for a conditional VAE);
+            each signature's inputs are made from it by `example_inputs`.
         signature_names: Signatures to compare.
         batch_sizes: Batch sizes to run; None stands for all of `x`.
 
@@ -74,7 +90,12 @@ def compare(run, saved_model_dir, x, signature_names, batch_sizes=(1, None), see
     for name in signature_names:
         errors[name] = {}
         for batch_size in batch_sizes:
-            inputs = example_inputs(loaded, name, x[:batch_size], seed=seed)
+            batch = (
+                {key: value[:batch_size] for key, value in x.items()}
+                if isinstance(x, dict)
+                else x[:batch_size]
+            )
+            inputs = example_inputs(loaded, name, batch, seed=seed)
             expected = loaded.signatures[name](**inputs)
             received = run(name, **inputs)
             for key, value in expected.items():
