@@ -69,16 +69,22 @@ def run(args):
     data_shape = tuple(card["input"]["shape"][1:])
     data = card.get("data") or {}
     data = {**data, **data_dirs(args, data)}
-    x = load_examples(data, data_shape, "test", args.num_examples, args.data)
+    conditional = card.get("condition") is not None
+    x = load_examples(data, data_shape, "test", args.num_examples, args.data, conditional)
     representative = None
     if args.quantization == "int8":
         representative = load_examples(
-            data, data_shape, "train", args.num_representative, args.representative_data
+            data,
+            data_shape,
+            "train",
+            args.num_representative,
+            args.representative_data,
+            conditional,
         )
     model = convert_saved_model(saved_model, args.signatures, args.quantization, representative)
     errors = compare(LiteRTModel(model), saved_model, x, args.signatures)
     tolerance = TOLERANCES[args.quantization]
-    print_errors(errors, tolerance, f"LiteRT vs SavedModel on {len(x)} examples")
+    print_errors(errors, tolerance, f"LiteRT vs SavedModel on {num_examples(x)} examples")
     failed = failures(errors, tolerance)
     if failed:
         raise ValueError(
@@ -122,15 +128,26 @@ def load_saved_model(path):
         ) from error
 
 
-def load_examples(data, data_shape, split, count, path=None):
+def num_examples(examples):
+    """The number of examples in what `load_examples` returns."""
+    return len(examples["x"] if isinstance(examples, dict) else examples)
+
+
+def load_examples(data, data_shape, split, count, path=None, conditional=False):
     """`count` examples from the `.npy` at `path`, or else from the split of the data protocol.
 
     `data` is the data protocol (`dataset`, `preprocessing`) and where the data are
-    (`manual_dir`, `data_dir`).
+    (`manual_dir`, `data_dir`). A model `conditional` on the label gets
+    `{"x": x, "condition": labels}`, from the data protocol only.
     """
     import numpy as np
 
     source = path
+    if path and conditional:
+        raise ValueError(
+            "This model is conditional on the label: its examples come with their labels from "
+            "the run's dataset, not from --data FILE.npy (images alone)."
+        )
     if path:
         x = np.load(path)[:count].astype(np.float32)
     else:
@@ -145,7 +162,9 @@ def load_examples(data, data_shape, split, count, path=None):
             preprocessing=data["preprocessing"],
             manual_dir=data.get("manual_dir"),
             data_dir=data.get("data_dir"),
+            with_labels=conditional,
         )
+        x, labels = x if conditional else (x, None)
         x = x.numpy().astype(np.float32)
         source = f"{data['dataset']} {split}"
     if tuple(x.shape[1:]) != tuple(data_shape):
@@ -154,7 +173,7 @@ def load_examples(data, data_shape, split, count, path=None):
             f"Expected examples of shape (batch, {shape}) for this model. "
             f"Received: shape {x.shape} from {source}."
         )
-    return x
+    return {"x": x, "condition": labels.numpy().astype(np.float32)} if conditional else x
 
 
 def print_errors(errors, tolerance, title):

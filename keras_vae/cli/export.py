@@ -74,7 +74,7 @@ def run(args):
 
 
 def run_onnx(args, run_dir, data):
-    from keras_vae.cli.convert import load_examples, print_errors
+    from keras_vae.cli.convert import load_examples, num_examples, print_errors
     from keras_vae.export import build_archive, compare_onnx, export_onnx, failures
     from keras_vae.export.onnx import ONNX_TOLERANCE
 
@@ -83,14 +83,15 @@ def run_onnx(args, run_dir, data):
     names = args.signatures or ONNX_SIGNATURES
     output = args.output or run_dir.root / "onnx"
     model = run_dir.load_model()
-    x = load_examples(data, model.data_shape, "test", args.num_examples, args.data)
+    conditional = model.condition is not None
+    x = load_examples(data, model.data_shape, "test", args.num_examples, args.data, conditional)
     paths = export_onnx(model, output, names)
     # The reference: the same signatures, as TF Serving would run them.
     archive, _ = build_archive(model, names)
     with tempfile.TemporaryDirectory() as folder:
         archive.write_out(folder, verbose=False)
         errors = compare_onnx(paths, folder, x)
-    print_errors(errors, ONNX_TOLERANCE, f"onnxruntime vs SavedModel on {len(x)} examples")
+    print_errors(errors, ONNX_TOLERANCE, f"onnxruntime vs SavedModel on {num_examples(x)} examples")
     failed = failures(errors, ONNX_TOLERANCE)
     if failed:
         for path in paths.values():
