@@ -263,3 +263,52 @@ def test_exports_match_the_model_in_tensorflow_litert_and_onnx(trained_flow_vae,
     paths = export_onnx(vae, tmp_path / "onnx")
     errors = compare_onnx(paths, folder, x[:20], batch_sizes=(1, 20))
     assert failures(errors, ONNX_TOLERANCE) == []
+
+
+def test_flow_closes_the_gap_a_diagonal_gaussian_cannot_on_a_correlated_posterior():
+    # A fixed linear-Gaussian model, x | z ~ N(W z + b, sigma^2 I), whose posterior has
+    # precision I + W^T W / sigma^2, correlated by the nearly parallel columns of W.
+    # The best diagonal Gaussian is log |diag| / |precision| / 2 nats below log p(x).
+    rng = np.random.default_rng(8)
+    column = rng.normal(size=6)
+    weights = np.stack([column, column + 0.3 * rng.normal(size=6)], 1)  # (6, 2)
+    bias, sigma = rng.normal(size=6), 1.0
+    x = rng.normal(size=(1100, 2)) @ weights.T + bias + sigma * rng.normal(size=(1100, 6))
+    x = x.astype("float32")
+    marginal = weights @ weights.T + sigma**2 * np.eye(6)
+    exact = tfd_log_prob(x[1000:], bias, marginal)
+    precision = np.eye(2) + weights.T @ weights / sigma**2
+    mean_field_gap = 0.5 * (np.sum(np.log(np.diag(precision))) - np.linalg.slogdet(precision)[1])
+    assert mean_field_gap > 0.8
+    gaps = {}
+    for name, posterior in {
+        "diagonal": kv.posteriors.DiagonalNormal(),
+        "flow": IAF(num_flows=2, hidden_units=[16], context_units=4),
+    }.items():
+        keras.utils.set_random_seed(0)
+        vae = kv.VAE(
+            keras.layers.Identity(),
+            keras.layers.Identity(),
+            2,
+            posterior=posterior,
+            likelihood=kv.likelihoods.Normal(scale=sigma, min_scale=0.0),
+        )
+        vae.build((None, 6))
+        vae.likelihood.projection.kernel.assign(weights.T.astype("float32"))
+        vae.likelihood.projection.bias.assign(bias.astype("float32"))
+        vae.likelihood.trainable = False
+        vae.compile(optimizer=keras.optimizers.Adam(0.01))
+        vae.fit(x[:1000], batch_size=100, epochs=20, verbose=0)
+        gaps[name] = float(np.mean(exact - vae.elbo(x[1000:], num_samples=200, seed=1)))
+    # No diagonal Gaussian gets closer than the mean-field gap (up to Monte Carlo error); the
+    # flow does on the same budget (measured: 1.79 and 0.27 nats, mean-field gap 0.84).
+    assert gaps["diagonal"] > mean_field_gap - 0.05, (gaps, mean_field_gap)
+    assert gaps["flow"] < 0.5 * mean_field_gap, (gaps, mean_field_gap)
+
+
+def tfd_log_prob(x, loc, covariance):
+    """log N(x; loc, covariance), float64."""
+    difference = x.astype("float64") - loc
+    solved = np.linalg.solve(covariance, difference.T).T
+    logdet = np.linalg.slogdet(covariance)[1]
+    return -0.5 * (np.sum(difference * solved, -1) + logdet + len(loc) * np.log(2 * np.pi))
