@@ -55,6 +55,14 @@ def test_made_outputs_depend_on_earlier_dimensions_and_the_context_only(reverse)
 def test_made_and_flow_refuse_bad_arguments():
     with pytest.raises(ValueError, match=r"at least event_size - 1 = 4 units.*\[8, 3\]"):
         MADE([8, 3]).build((None, 5))
+    made = MADE([4])
+    made.build((None, 3))
+    with pytest.raises(ValueError, match=r"Received: context=\(2, 5\) for a layer built without"):
+        made(np.zeros((2, 3), "float32"), np.zeros((2, 5), "float32"))
+    made = MADE([4])
+    made.build((None, 3), (None, 5))
+    with pytest.raises(ValueError, match="Received: context=None for a layer built with one"):
+        made(np.zeros((2, 3), "float32"))
     with pytest.raises(ValueError, match="Received: hidden_units=\\[\\]"):
         MADE([])
     with pytest.raises(ValueError, match="Received: params=0"):

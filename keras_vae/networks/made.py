@@ -15,12 +15,13 @@ class MADE(keras.layers.Layer):
 
     Maps `z` of shape `(..., event_size)` to `params` outputs per dimension,
     `(..., event_size, params)`, where output i depends only on the inputs
-    that come before i in the autoregressive order (and on `context`, which
-    feeds the first hidden layer and the outputs unmasked). Masks multiply the kernels, so
-    the layer is plain matmuls: it runs, exports and converts like `Dense`.
-    Each unit gets a degree; a hidden unit of degree k sees inputs 1..k and
-    an output of degree i sees hidden units of degree < i. The output layer
-    starts at zero, so a flow built on it starts at the identity.
+    that come before i in the autoregressive order, and on `context`, which
+    feeds the first hidden layer and the outputs unmasked. Masks multiply
+    the kernels, so the layer is plain matmuls: it runs, exports and
+    converts like `Dense`. Each unit gets a degree; a hidden unit of degree
+    k sees inputs 1..k and an output of degree i sees hidden units of
+    degree < i. The output layer starts at zero, so a flow built on it
+    starts at the identity.
 
     Unlike `tfp.bijectors.AutoregressiveNetwork`, a Keras 2 layer, this one
     lives in a Keras 3 model.
@@ -101,14 +102,20 @@ class MADE(keras.layers.Layer):
         freeze_if_not_trainable(self)
 
     def call(self, inputs, context=None):
+        if (context is None) != (not self.context_kernels):
+            raise ValueError(
+                "Expected a `context` exactly when the layer was built with a context shape. "
+                f"Received: context={'None' if context is None else tuple(context.shape)} for "
+                f"a layer built {'with' if self.context_kernels else 'without'} one"
+            )
         ops = keras.ops
         outputs = inputs
         last = len(self.hidden_units)
         for index, (kernel, bias, mask) in enumerate(
             zip(self.kernels, self.biases, self.masks, strict=True)
         ):
-            outputs = ops.matmul(outputs, kernel * mask) + bias
-            if self.context_kernels and context is not None and index in (0, last):
+            outputs = ops.matmul(outputs, kernel * ops.cast(mask, self.compute_dtype)) + bias
+            if context is not None and index in (0, last):
                 outputs = outputs + ops.matmul(context, self.context_kernels[index > 0])
             if index < last:
                 outputs = keras.activations.get(self.activation)(outputs)
