@@ -17,6 +17,7 @@ import sys
 
 __all__ = [
     "VAE",
+    "LatentLayer",
     "bits_per_dim",
     "callbacks",
     "conditions",
@@ -35,8 +36,13 @@ __all__ = [
 # class of the package: the model imports each family, network and estimator.
 _SOURCES = {
     "VAE": "keras_vae.model",
+    "LatentLayer": "keras_vae.latent_layer",
     "bits_per_dim": "keras_vae.objectives",
-    **{name: f"keras_vae.{name}" for name in __all__ if name not in ("VAE", "bits_per_dim")},
+    **{
+        name: f"keras_vae.{name}"
+        for name in __all__
+        if name not in ("VAE", "LatentLayer", "bits_per_dim")
+    },
 }
 
 
@@ -69,5 +75,6 @@ if os.path.basename(getattr(sys, "argv", None) and sys.argv[0] or "") not in ("k
         posteriors,
         priors,
     )
+    from keras_vae.latent_layer import LatentLayer  # noqa: E402
     from keras_vae.model import VAE  # noqa: E402
     from keras_vae.objectives import bits_per_dim  # noqa: E402

@@ -55,6 +55,8 @@ class Estimator(keras.layers.Layer):
     objectives = ("elbo", "iwae")
     why_not = ""
     supports_free_bits = True
+    # Whether it holds with `latent_layers`, whose networks stay inside log q(z|x).
+    supports_latent_layers = True
 
     def build(self, data_shape):
         self.data_shape = tuple(int(d) for d in data_shape)
@@ -129,7 +131,7 @@ class Reparameterization(Estimator):
         x, parameters, z = vae.sample_posterior(x, vae.num_samples)
         terms = objectives.bound_terms(
             log_likelihood(vae, x, z),
-            vae.posterior.distribution(parameters),
+            vae.posterior_distribution(parameters),
             vae.prior_distribution(),
             z,
             log_weights=vae.objective == "iwae",
@@ -163,15 +165,16 @@ class StickingTheLanding(Estimator):
     objectives = ("elbo",)
     why_not = "it is biased for the IWAE bound (Tucker et al., 2019); use estimator='dreg'"
     supports_free_bits = False
+    supports_latent_layers = False
 
     def loss(self, vae, x, update=True):
         x, parameters, z = vae.sample_posterior(x, vae.num_samples)
         log_likelihoods = log_likelihood(vae, x, z)
         prior = vae.prior_distribution()
         terms = objectives.bound_terms(
-            log_likelihoods, vae.posterior.distribution(parameters), prior, z
+            log_likelihoods, vae.posterior_distribution(parameters), prior, z
         )
-        fixed_posterior = vae.posterior.distribution(tf.nest.map_structure(stop, parameters))
+        fixed_posterior = vae.posterior_distribution(tf.nest.map_structure(stop, parameters))
         log_ratio = objectives.log_density_ratio(fixed_posterior, prior, z)
         beta = tf.cast(vae.beta, log_ratio.dtype)
         surrogate = tf.reduce_mean(beta * log_ratio - log_likelihoods, axis=0)
@@ -209,6 +212,7 @@ class DReG(Estimator):
     identifier = "dreg"
     objectives = ("iwae",)
     why_not = "it estimates the gradient of the IWAE bound"
+    supports_latent_layers = False
 
     def loss(self, vae, x, update=True):
         x, parameters, z = vae.sample_posterior(x, vae.num_samples)
@@ -218,9 +222,9 @@ class DReG(Estimator):
         log_likelihoods = both[:num_samples]
         prior = vae.prior_distribution()
         terms = objectives.bound_terms(
-            log_likelihoods, vae.posterior.distribution(parameters), prior, z, log_weights=True
+            log_likelihoods, vae.posterior_distribution(parameters), prior, z, log_weights=True
         )
-        fixed_posterior = vae.posterior.distribution(tf.nest.map_structure(stop, parameters))
+        fixed_posterior = vae.posterior_distribution(tf.nest.map_structure(stop, parameters))
         log_weights = log_likelihoods - objectives.log_density_ratio(fixed_posterior, prior, z)
         fixed_z = stop(z)
         fixed_log_weights = both[num_samples:] - objectives.log_density_ratio(
@@ -310,7 +314,7 @@ class ScoreFunction(Estimator):
         x, parameters, z = vae.sample_posterior(x, vae.num_samples)
         z = stop(z)
         log_likelihoods = log_likelihood(vae, x, z)  # gradients to theta only
-        posterior, prior = vae.posterior.distribution(parameters), vae.prior_distribution()
+        posterior, prior = vae.posterior_distribution(parameters), vae.prior_distribution()
         terms = objectives.bound_terms(log_likelihoods, posterior, prior, z)
         log_posterior = posterior.log_prob(z)  # (num_samples, batch)
         signal = log_likelihoods
@@ -381,6 +385,13 @@ def check_applicable(vae):
             f"estimator={estimator.identifier!r}: {estimator.why_not}. "
             f"Received: objective={vae.objective!r}"
         )
+    if vae.latent_layers and not estimator.supports_latent_layers:
+        # Holding q(z_1|x)'s parameters constant would not hold the upper layers' networks.
+        raise ValueError(
+            f"Expected estimator 'reparameterization' or 'score_function' with `latent_layers`: "
+            f"{estimator.identifier!r} needs log q(z|x) at constant parameters, which the "
+            f"layers' networks compute from z. Received: estimator={estimator.identifier!r}"
+        )
     check_non_negative("free_bits", vae.free_bits)
     if not vae.free_bits:
         return
@@ -389,7 +400,9 @@ def check_applicable(vae):
         reasons.append(f"objective={vae.objective!r}")
     if not estimator.supports_free_bits:
         reasons.append(f"estimator={estimator.identifier!r}")
-    if type(vae.posterior) is not DiagonalNormal or type(vae.prior) is not StandardNormal:
+    if vae.latent_layers:
+        reasons.append(f"{len(vae.latent_layers)} latent_layers")
+    elif type(vae.posterior) is not DiagonalNormal or type(vae.prior) is not StandardNormal:
         reasons.append(
             f"posterior={type(vae.posterior).__name__}, prior={type(vae.prior).__name__}"
         )
@@ -397,6 +410,6 @@ def check_applicable(vae):
         raise ValueError(
             "Expected free_bits=0 unless the objective is 'elbo', the estimator uses the "
             "closed-form KL (not 'stl') and the KL per latent dimension has a closed form "
-            "(a DiagonalNormal posterior and a StandardNormal prior). Received: "
+            "(a DiagonalNormal posterior, a StandardNormal prior, no latent_layers). Received: "
             f"free_bits={vae.free_bits!r} with {', '.join(reasons)}"
         )

@@ -71,7 +71,7 @@ def bounds(vae, x, num_samples, memory_budget=DEFAULT_MEMORY_BUDGET, seed=None):
         chunks = []
         for first in range(0, num_samples, plan.samples):
             count = min(plan.samples, num_samples - first)
-            noise = _noise(key, counter, first, count, num_examples, vae.latent_dim)
+            noise = _noise(key, counter, first, count, num_examples, vae.latent_size)
             rows = tf.nest.map_structure(lambda value: value[start:end], x)  # noqa: B023
             chunks.append(_chunk_sums(vae, rows, noise[:, start:end]))
         results.append(
@@ -115,8 +115,8 @@ def _chunk_sums(vae, x, noise):
     # `terms["reconstruction"]`, which XLA would compute by a second pass over every pixel's
     # log-probability; the encoder and samples repeated here are merged with those of `terms`.
     parameters = vae.posterior_parameters(x)
-    z = vae.posterior.reparameterize(parameters, noise)
-    posterior = vae.posterior.distribution(parameters)
+    z = vae.reparameterize(parameters, noise)
+    posterior = vae.posterior_distribution(parameters)
     log_ratio = objectives.log_density_ratio(posterior, vae.prior_distribution(), z)
     num_samples = tf.cast(tf.shape(noise)[0], tf.float32)
     return {
@@ -144,7 +144,7 @@ def plan_chunks(vae, num_examples, num_samples, memory_budget=DEFAULT_MEMORY_BUD
     """
     check_positive_int("memory_budget", memory_budget)
     per_example, per_row = row_bytes(vae)
-    noise = 4 * vae.latent_dim  # float32 noise of one (example, sample), drawn for all examples
+    noise = 4 * vae.latent_size  # float32 noise of one (example, sample), drawn for all examples
     examples = min(num_examples, (memory_budget - num_examples * noise) // (per_example + per_row))
     if examples < 1:
         needed = per_example + per_row + num_examples * noise
@@ -195,7 +195,7 @@ def _graph_bytes(vae, num_examples, num_samples):
     graph = (
         tf.function(log_weights)
         .get_concrete_function(
-            x, tf.TensorSpec((num_samples, num_examples, vae.latent_dim), tf.float32)
+            x, tf.TensorSpec((num_samples, num_examples, vae.latent_size), tf.float32)
         )
         .graph
     )

@@ -3,10 +3,11 @@
 import keras
 import tensorflow as tf
 
-from keras_vae import conditions, distribute, estimators, importance, objectives
+from keras_vae import conditions, distribute, estimators, hierarchy, importance, objectives
 from keras_vae.importance import DEFAULT_MEMORY_BUDGET
+from keras_vae.latent_layer import LatentLayer
 from keras_vae.likelihoods import Bernoulli
-from keras_vae.posteriors import DiagonalNormal
+from keras_vae.posteriors import DiagonalNormal, FullCovarianceNormal
 from keras_vae.priors import StandardNormal, VampPrior
 from keras_vae.trainable import freeze_if_not_trainable
 from keras_vae.validation import (
@@ -61,6 +62,13 @@ class VAE(keras.Model):
         free_bits: Floor lambda, in nats, on the KL of each latent dimension in
             the training loss (Kingma et al., 2016); 0 for none. See
             `keras_vae.objectives.free_bits_kl`.
+        latent_layers: `keras_vae.LatentLayer`s z_2..z_L stacked on z_1 (whose
+            size is `latent_dim`), as in Burda et al. (2016): p(z_L) is `prior`
+            (which must be `StandardNormal`), q(z_1|x) is `posterior`, and the
+            layers give p(z_{i-1}|z_i) and q(z_i|z_{i-1}); see
+            `keras_vae.hierarchy`. z is then concat(z_1, ..., z_L), of size
+            `latent_size`, everywhere but in `posterior_parameters` (q(z_1|x)'s)
+            and the decoder, which sees z_1 only.
         num_samples: Samples of z per example in training (L of AEVB, k of IWAE).
         objective: `"elbo"` or `"iwae"`.
         seed: Seed of the reparameterization noise.
@@ -105,6 +113,7 @@ class VAE(keras.Model):
         estimator="reparameterization",
         free_bits=0.0,
         condition=None,
+        latent_layers=(),
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -134,6 +143,8 @@ class VAE(keras.Model):
         self.objective = objective
         self.seed = seed
         self.free_bits = free_bits
+        self.latent_layers = list(latent_layers)
+        self._check_latent_layers()
         estimators.check_applicable(self)
         # === State ===
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -155,8 +166,13 @@ class VAE(keras.Model):
         features = self.decoder(keras.KerasTensor((None, self.latent_dim + condition_dim))).shape
         if not self.likelihood.built:
             self.likelihood.build(features, self.data_shape)
+        below_dim = self.latent_dim
+        for layer in self.latent_layers:
+            if not layer.built:
+                layer.build(below_dim)
+            below_dim = layer.latent_dim
         if not self.prior.built:
-            self.prior.build(self.latent_dim, self.data_shape)
+            self.prior.build(below_dim, self.data_shape)
         if not self.estimator.built:
             self.estimator.build(self.data_shape)
         freeze_if_not_trainable(self)
@@ -172,6 +188,31 @@ class VAE(keras.Model):
     @beta.setter
     def beta(self, value):
         self.beta_variable.assign(objectives.beta_value(value, check=True))
+
+    @property
+    def latent_size(self):
+        """The size of z: `latent_dim`, plus that of each of the `latent_layers`."""
+        return self.latent_dim + sum(layer.latent_dim for layer in self.latent_layers)
+
+    def _check_latent_layers(self):
+        if not all(isinstance(layer, LatentLayer) for layer in self.latent_layers):
+            raise ValueError(
+                "Expected `latent_layers` to be a list of `keras_vae.LatentLayer`. "
+                f"Received: latent_layers={self.latent_layers!r}"
+            )
+        gaussian = isinstance(self.posterior, (DiagonalNormal, FullCovarianceNormal))
+        if self.latent_layers and not (gaussian and type(self.prior) is StandardNormal):
+            raise ValueError(
+                "Expected a Gaussian posterior (DiagonalNormal or FullCovarianceNormal) and a "
+                "StandardNormal prior with `latent_layers`: each layer is an affine map of "
+                f"noise. Received: posterior={type(self.posterior).__name__}, "
+                f"prior={type(self.prior).__name__}"
+            )
+        if self.latent_layers and self.condition is not None:
+            raise ValueError(
+                "Expected condition=None with `latent_layers`: the layers' networks do not take "
+                f"the condition. Received: condition={type(self.condition).__name__}"
+            )
 
     @property
     def metrics(self):
@@ -210,12 +251,28 @@ class VAE(keras.Model):
     # === Distributions ===
 
     def posterior_parameters(self, x):
-        """The parameters of q(z|x) (q(z|x, c) when conditional) as `(batch, ...)` tensors."""
+        """The parameters of q(z|x) (q(z|x, c) when conditional; q(z_1|x) with `latent_layers`)."""
         x, condition = self.split_inputs(x)
         return self.posterior(self.with_condition(self.encoder(x), condition))
 
+    def posterior_distribution(self, parameters):
+        """q(z|x) from `posterior_parameters(x)`: a TFP distribution over `(latent_size,)`."""
+        if self.latent_layers:
+            return hierarchy.posterior_distribution(self, parameters)
+        return self.posterior.distribution(parameters)
+
+    def reparameterize(self, parameters, noise):
+        """z ~ q(z|x) from `posterior_parameters(x)` and N(0, I) noise `(..., latent_size)`."""
+        if self.latent_layers:
+            return self.posterior_distribution(parameters).bijector.forward(noise)
+        return self.posterior.reparameterize(parameters, noise)
+
     def likelihood_parameters(self, z, condition=None):
-        """The parameters of p(x|z) (or p(x|z, c)) for latents of shape `(..., latent_dim)`."""
+        """The parameters of p(x|z) (or p(x|z, c)) for latents `(..., latent_dim)`.
+
+        With `latent_layers`, z may be all of z, `(..., latent_size)`: the decoder sees z_1.
+        """
+        z = z[..., : self.latent_dim] if self.latent_layers else z
         leading = tf.shape(z)[:-1]
         z = self.with_condition(z, condition)
         features = self.decoder(tf.reshape(z, (-1, z.shape[-1])))
@@ -230,15 +287,17 @@ class VAE(keras.Model):
         return self.likelihood.log_prob(self.likelihood_parameters(z, condition), x)
 
     def encode(self, x):
-        """q(z|x): a TFP distribution with batch shape `(batch,)`."""
-        return self.posterior.distribution(self.posterior_parameters(x))
+        """q(z|x): a TFP distribution over `(latent_size,)`."""
+        return self.posterior_distribution(self.posterior_parameters(x))
 
     def decode(self, z, condition=None):
         """p(x|z): a TFP distribution with batch shape `z.shape[:-1]`."""
         return self.likelihood.distribution(self.likelihood_parameters(z, condition))
 
     def prior_distribution(self):
-        """p(z): a TFP distribution with event shape `(latent_dim,)`."""
+        """p(z): a TFP distribution with event shape `(latent_size,)`."""
+        if self.latent_layers:
+            return hierarchy.prior_distribution(self)
         return self.prior.distribution(self.encode)
 
     # === Bounds ===
@@ -263,7 +322,7 @@ class VAE(keras.Model):
     def sample_posterior(self, x, num_samples=1, noise=None):
         """x in the model's dtype, q(z|x)'s parameters and reparameterized z.
 
-        z has shape `(num_samples, batch, latent_dim)`; `noise` as in `terms`. A
+        z has shape `(num_samples, batch, latent_size)`; `noise` as in `terms`. A
         conditional model's inputs come back as `{"x": x, "condition": c}`.
         """
         x, condition = self.split_inputs(x)
@@ -271,8 +330,8 @@ class VAE(keras.Model):
         inputs = self.join_inputs(x, condition)
         parameters = self.posterior_parameters(inputs)
         if noise is None:
-            noise = self.standard_normal((num_samples, tf.shape(x)[0], self.latent_dim))
-        return inputs, parameters, self.posterior.reparameterize(parameters, noise)
+            noise = self.standard_normal((num_samples, tf.shape(x)[0], self.latent_size))
+        return inputs, parameters, self.reparameterize(parameters, noise)
 
     def terms(self, x, num_samples=1, noise=None, log_weights=False):
         """Per-example bound terms, in nats, from `num_samples` draws of z.
@@ -280,7 +339,7 @@ class VAE(keras.Model):
         Args:
             x: A batch of data (or `{"x": x, "condition": c}` when conditional).
             num_samples: Draws of z per example.
-            noise: Optional standard-normal noise `(num_samples, batch, latent_dim)`
+            noise: Optional standard-normal noise `(num_samples, batch, latent_size)`
                 to use instead of drawing it (for exports and reproducible tests).
             log_weights: Whether to return the importance log-weights too.
 
@@ -291,7 +350,7 @@ class VAE(keras.Model):
         x, parameters, z = self.sample_posterior(x, num_samples, noise)
         log_likelihood = self.data_log_prob(x, z)
         # (num_samples, batch)
-        posterior = self.posterior.distribution(parameters)
+        posterior = self.posterior_distribution(parameters)
         return objectives.bound_terms(
             log_likelihood, posterior, self.prior_distribution(), z, log_weights
         )
@@ -489,6 +548,7 @@ class VAE(keras.Model):
             "estimator": serialize(self.estimator),
             "free_bits": self.free_bits,
             "condition": serialize(self.condition),
+            "latent_layers": [serialize(layer) for layer in self.latent_layers],
         }
 
     @classmethod
@@ -505,4 +565,5 @@ class VAE(keras.Model):
         ):
             if name in config:
                 config[name] = deserialize(config[name])
+        config["latent_layers"] = [deserialize(layer) for layer in config.get("latent_layers", ())]
         return cls(**config)

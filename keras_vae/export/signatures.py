@@ -7,9 +7,9 @@ dimension is dynamic. Inputs -> outputs:
     serving_default  x (batch, *data_shape)      -> reconstruction
     encode           x                           -> parameters of q(z|x): loc, scale | scale_tril
     decode           z (batch, latent_dim)       -> mean of p(x|z), and its parameters
-    sample           eps (batch, latent_dim)     -> z, and decode's outputs at z
+    sample           eps (batch, latent_size)    -> z, and decode's outputs at z
                      [u (batch,), mixture priors]
-    elbo             x, eps (batch, num_samples, latent_dim)
+    elbo             x, eps (batch, num_samples, latent_size)
                                                  -> elbo, reconstruction, kl  (batch,)
 
 A conditional VAE's signatures each take one more input, last: `condition`,
@@ -23,6 +23,10 @@ For a Gaussian prior z = loc + scale @ eps (z = eps for the standard
 normal). `elbo`'s noise is batch-major so that every input shares the
 batch dimension (TF Serving's row format); the terms average over its
 `num_samples` draws, as `VAE.terms` does.
+
+With `latent_layers`, z = concat(z_1, ..., z_L) has `latent_size` entries:
+`encode` gives q(z_1|x)'s parameters, `decode` takes z_1 (or all of z), and
+`sample` maps `eps` through p(z)'s chain of Gaussians, z_L first.
 
 Each signature checks its inputs first (see `keras_vae.export.inputs`): the
 declared shape, one batch size, no empty sample axis, finite values, `x`
@@ -83,8 +87,8 @@ def signatures(model, names=SIGNATURES):
         raise ValueError(f"Expected signature names among {SIGNATURES}. Received: {unknown}")
     data = tf.TensorSpec((None, *model.data_shape), tf.float32, name="x")
     latent = tf.TensorSpec((None, model.latent_dim), tf.float32, name="z")
-    eps = tf.TensorSpec((None, model.latent_dim), tf.float32, name="eps")
-    eps_samples = tf.TensorSpec((None, None, model.latent_dim), tf.float32, name="eps")
+    eps = tf.TensorSpec((None, model.latent_size), tf.float32, name="eps")
+    eps_samples = tf.TensorSpec((None, None, model.latent_size), tf.float32, name="eps")
     # A conditional model's inputs end with the condition; the functions take it by name.
     conditions = []
     if model.condition is not None:
@@ -145,6 +149,8 @@ def prior_needs_uniform(model):
 
 def check_prior(model):
     """Raises `ValueError` unless p(z) can be sampled as a function of input noise."""
+    if model.latent_layers:  # a chain of Gaussians, whose bijector maps noise to z
+        return
     prior = model.prior_distribution()
     gaussian = prior
     if isinstance(prior, tfd.MixtureSameFamily):
@@ -160,6 +166,8 @@ def check_prior(model):
 def prior_reparameterize(model, eps, u=None):
     """z ~ p(z) as a function of standard-normal `eps` (and uniform `u` for mixtures)."""
     prior = model.prior_distribution()
+    if model.latent_layers:  # ancestral sampling through the chain of Gaussians
+        return prior.bijector.forward(eps)
     if not isinstance(prior, tfd.MixtureSameFamily):
         return prior.loc + prior.scale.matvec(eps)
     components = prior.components_distribution  # batch shape (K,)
