@@ -55,11 +55,13 @@ class LatentLayer(keras.layers.Layer):
 
     def build(self, below_dim):
         self.below_dim = int(below_dim)
+        # Networks deserialized from a `.keras` file arrive built.
+        for network, size in ((self.encoder, self.below_dim), (self.decoder, self.latent_dim)):
+            if not network.built:
+                network.build((None, size))
         features = self.encoder.compute_output_shape((None, self.below_dim))
-        self.encoder.build((None, self.below_dim))
         self.posterior.build(features, (self.latent_dim,))
         features = self.decoder.compute_output_shape((None, self.latent_dim))
-        self.decoder.build((None, self.latent_dim))
         self.prior.build(features, (self.below_dim,))
         freeze_if_not_trainable(self)
 

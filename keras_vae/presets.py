@@ -97,6 +97,22 @@ def iwae_mnist(**options):
     return kv.VAE(tanh_mlp(200, 200), tanh_mlp(200, 200), latent_dim=50, **options)
 
 
+@preset("iwae2-mnist", dataset="mnist", preprocessing="dynamic", epochs=50)
+def iwae2_mnist(**options):
+    """Burda et al. (2016), two stochastic layers: 784-200-200-100 for z1, 100-100-50 for z2.
+
+    Tanh layers; p(z2) p(z1|z2) p(x|z1) mirrors q(z1|x) q(z2|z1). Add
+    `--objective iwae --num-samples 50` for the IWAE column of their Table 1.
+    """
+    return kv.VAE(
+        tanh_mlp(200, 200),
+        tanh_mlp(200, 200),
+        latent_dim=100,
+        latent_layers=[kv.LatentLayer(50, tanh_mlp(100, 100), tanh_mlp(100, 100))],
+        **options,
+    )
+
+
 @preset("conv-mnist", dataset="mnist", preprocessing="dynamic", epochs=20)
 def conv_mnist(**options):
     """Convolutional encoder and decoder, 16 latents, Bernoulli, on binarized MNIST."""

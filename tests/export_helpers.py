@@ -33,7 +33,7 @@ _ROOT = Path(tempfile.mkdtemp(prefix="keras-vae-export-tests-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 
 # Each family and network kind appears in at least one model.
-KINDS = ("mnist_mlp", "full_normal_mixture", "conv_vamp")
+KINDS = ("mnist_mlp", "full_normal_mixture", "conv_vamp", "two_layers")
 
 
 @functools.cache
@@ -73,6 +73,18 @@ def trained_vae(kind):
         )
         x = (rng.random((64, 8, 8, 1)) < 0.3).astype(np.float32)
         epochs = 1
+    elif kind == "two_layers":
+        # Burda et al.'s two stochastic layers, small: z_1 of 3, z_2 of 2.
+        vae = kv.VAE(
+            kv.networks.MLP([16], "tanh"),
+            kv.networks.MLP([16], "tanh"),
+            latent_dim=3,
+            latent_layers=[
+                kv.LatentLayer(2, kv.networks.MLP([8], "tanh"), kv.networks.MLP([8], "tanh"))
+            ],
+        )
+        x = (rng.random((64, 6, 5)) < 0.3).astype(np.float32)
+        epochs = 1
     else:
         raise ValueError(f"Unknown model kind {kind!r}; expected one of {KINDS}.")
     vae.compile(optimizer=keras.optimizers.Adam(1e-2))
@@ -103,12 +115,12 @@ def make_inputs(vae, signature_name, x, num_samples=3, seed=0):
     """Named inputs of a signature for the batch `x`, noise drawn from `seed`."""
     rng = np.random.default_rng(seed)
     batch = len(x)
-    latent = vae.latent_dim
+    latent = vae.latent_size  # of all of z; `decode` takes z_1 only
     mixture = isinstance(vae.prior, (kv.priors.MixtureOfNormals, kv.priors.VampPrior))
     if signature_name in ("serving_default", "encode"):
         return {"x": x}
     if signature_name == "decode":
-        return {"z": rng.standard_normal((batch, latent)).astype(np.float32)}
+        return {"z": rng.standard_normal((batch, vae.latent_dim)).astype(np.float32)}
     if signature_name == "sample":
         inputs = {"eps": rng.standard_normal((batch, latent)).astype(np.float32)}
         if mixture:
@@ -140,6 +152,8 @@ def _decode(vae, z):
 
 
 def _prior_sample(vae, eps, u):
+    if vae.latent_layers:
+        return _ancestral_sample(vae, eps)
     prior = vae.prior_distribution()
     if u is None:
         return np.asarray(prior.loc + prior.scale.matvec(eps))
@@ -149,6 +163,17 @@ def _prior_sample(vae, eps, u):
     loc = np.asarray(components.loc)[index]
     scale = np.asarray(components.scale.to_dense())[index]  # (batch, latent_dim, latent_dim)
     return loc + np.einsum("bij,bj->bi", scale, eps)
+
+
+def _ancestral_sample(vae, eps):
+    # z_L = eps_L under the standard normal prior, then each z_{i-1} = loc + scale * eps_{i-1}.
+    sizes = [vae.latent_dim] + [layer.latent_dim for layer in vae.latent_layers]
+    noise = np.split(eps, np.cumsum(sizes)[:-1], axis=1)
+    blocks = [noise[-1]]
+    for layer, below in zip(vae.latent_layers[::-1], noise[-2::-1], strict=True):
+        parameters = _numpy(layer.prior_parameters(blocks[0]))
+        blocks.insert(0, parameters["loc"] + parameters["scale"] * below)
+    return np.concatenate(blocks, axis=1)
 
 
 def _numpy(tensors):
