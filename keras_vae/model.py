@@ -507,6 +507,11 @@ class VAE(keras.Model):
         # shapes, which fails when the batch splits unevenly; see `first_local_batch`.
         if iterator is not None and self._distribute_strategy is not None:
             data_batch = distribute.first_local_batch(iterator, self.distribute_strategy)
+        if self.condition is not None and data_batch is not None:
+            # Keras builds by calling the model on x alone; a conditional VAE's call takes
+            # x with its condition, which is the batch's y.
+            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data_batch)
+            data_batch = (self.join_inputs(x, y), None, sample_weight)
         return super()._maybe_symbolic_build(data_batch=data_batch)
 
     def evaluate(self, x=None, y=None, *args, sample_weight=None, **kwargs):

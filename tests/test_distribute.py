@@ -44,7 +44,8 @@ def fixed_noise_vae_class():
                 projection = tf.random.stateless_normal(
                     (DATA_DIM, num_samples * self.latent_dim), seed=(7, 8)
                 )
-                noise = tf.tanh(x @ projection) * 1.5  # (batch, num_samples * latent_dim)
+                data = self.split_inputs(x)[0]  # x alone, for a conditional VAE too
+                noise = tf.tanh(data @ projection) * 1.5  # (batch, num_samples * latent_dim)
                 noise = tf.reshape(noise, (-1, num_samples, self.latent_dim))
                 noise = tf.transpose(noise, (1, 0, 2))  # (num_samples, batch, latent_dim)
             return super().sample_posterior(x, num_samples, noise)
@@ -84,10 +85,12 @@ def max_difference(weights, other_weights):
     return max(float(np.max(np.abs(a - b))) for a, b in zip(weights, other_weights, strict=True))
 
 
-def compare_step(strategies, initial, x, sample_weight=None, **options):
+def compare_step(strategies, initial, x, sample_weight=None, labels=None, **options):
     """One SGD step on the global batch `x` from weights `initial`, under each strategy."""
     updated = []
-    data = x if sample_weight is None else (x, None, sample_weight)
+    data = x if labels is None else (x, labels)
+    if sample_weight is not None:
+        data = (x, labels, sample_weight)
     for strategy in strategies:
         vae = make_vae(strategy, initial, **options)
         vae.fit(batches(data, len(x)), epochs=1, verbose=0)
@@ -139,6 +142,13 @@ def measure():
         weighted.pop("weights"), results["step_33"]["weights"]
     )
     results["weighted_step_33"] = weighted
+
+    # A conditional VAE on a batch that splits 17/16: each replica gets its examples' labels.
+    labels = np.arange(33) % 3
+    start = make_vae(single, condition=3).get_weights()
+    results["step_conditional"] = compare_step(
+        (single, mirrored), start, x[:33], labels=labels, condition=3
+    )
     for step in results.values():
         if isinstance(step, dict):
             step.pop("weights", None)
@@ -204,6 +214,12 @@ def test_a_weighted_step_on_two_replicas_equals_one_on_one_device(mirrored):
     step = mirrored["weighted_step_33"]
     assert step["max_weight_difference"] < WEIGHT_TOLERANCE
     assert step["change_from_unweighted"] > 100 * WEIGHT_TOLERANCE  # The weights count.
+
+
+def test_a_conditional_step_on_two_replicas_equals_one_on_one_device(mirrored):
+    step = mirrored["step_conditional"]
+    assert step["max_weight_difference"] < WEIGHT_TOLERANCE
+    assert step["max_update"] > 1000 * WEIGHT_TOLERANCE
 
 
 def test_metrics_are_aggregated_over_replicas(mirrored):
