@@ -42,8 +42,7 @@ def run(args):
     output = args.output
     run_dir = RunDir(args.run_dir)
     vae = run_dir.load_model()
-    config = run_dir.read_json(run_dir.config)
-    conditional = config.get("condition", "none") == "label"
+    conditional = vae.condition is not None
     if conditional and args.kind in ("manifold", "traversals"):
         raise ValueError(
             f"plot --kind {args.kind} decodes without a condition; this run is conditional "
@@ -53,6 +52,7 @@ def run(args):
     if args.kind == "manifold":
         plots.manifold(vae, output)
     else:
+        config = run_dir.read_json(run_dir.config)
         count = {"latents": 2000, "traversals": 1}.get(args.kind, args.num)
         x, labels = test_examples(
             config, args, count, with_labels=args.kind == "latents" or conditional
