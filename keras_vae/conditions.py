@@ -159,6 +159,11 @@ class Features(Condition):
 
     Returns:
         The same values as float32.
+
+    Example:
+
+    >>> Features(2).check([[0.5, -1.0]], batch_size=1).tolist()
+    [[0.5, -1.0]]
     """
 
     def __init__(self, dim, **kwargs):

@@ -1,6 +1,7 @@
 """The variational autoencoder: a Keras model over TFP distributions."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_vae import conditions, distribute, estimators, hierarchy, importance, objectives
@@ -238,6 +239,11 @@ class VAE(keras.Model):
     def with_condition(self, features, condition):
         """`features` `(..., batch, d)` with the condition's `(batch, dim)` concatenated."""
         if self.condition is None:
+            if condition is not None:
+                raise ValueError(
+                    "Expected no `condition`: this VAE models p(x), without one. "
+                    f"Received: condition of shape {np.shape(condition)}"
+                )
             return features
         if condition is None:
             raise ValueError(

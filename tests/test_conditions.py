@@ -233,3 +233,5 @@ def test_unconditional_model_refuses_a_condition():
         vae.elbo(x, condition=labels)
     with pytest.raises(ValueError, match="Expected no `condition`"):
         vae.sample(2, condition=1)
+    with pytest.raises(ValueError, match=r"Expected no `condition`.*shape \(8,\)"):
+        vae.decode(np.zeros((8, LATENT_DIM), "float32"), condition=labels)
