@@ -58,6 +58,10 @@ def make_vae(strategy, weights=None, learning_rate=0.1, **options):
 
     import keras_vae as kv
 
+    if options.get("posterior") == "flow":  # a new layer for each model
+        options["posterior"] = kv.posteriors.InverseAutoregressiveFlow(
+            hidden_units=[4], context_units=3
+        )
     with strategy.scope():
         vae = fixed_noise_vae_class()(
             kv.networks.MLP([16], "tanh"),
@@ -135,6 +139,10 @@ def measure():
         start = make_vae(single, **options).get_weights()
         results[f"step_{estimator}"] = compare_step((single, mirrored), start, x[:32], **options)
 
+    # A flow posterior: each replica takes log q(z|x) from its own draws (a bijector cache).
+    start = make_vae(single, posterior="flow").get_weights()
+    results["step_flow"] = compare_step((single, mirrored), start, x[:33], posterior="flow")
+
     # Sample weights on a batch that splits 17/16: the weighted global-batch mean.
     sample_weight = np.random.default_rng(1).random(33).astype("float32") * 2
     weighted = compare_step((single, mirrored), initial, x[:33], sample_weight)
@@ -206,6 +214,12 @@ def test_a_step_on_two_replicas_equals_one_on_one_device(mirrored, size):
 def test_each_estimator_steps_on_two_replicas_as_on_one_device(mirrored, estimator):
     step = mirrored[f"step_{estimator}"]
     # The weights include the score function's running average and baseline network.
+    assert step["max_weight_difference"] < WEIGHT_TOLERANCE
+    assert step["max_update"] > 1000 * WEIGHT_TOLERANCE
+
+
+def test_a_flow_posterior_steps_on_two_replicas_as_on_one_device(mirrored):
+    step = mirrored["step_flow"]
     assert step["max_weight_difference"] < WEIGHT_TOLERANCE
     assert step["max_update"] > 1000 * WEIGHT_TOLERANCE
 

@@ -91,7 +91,7 @@ class InverseAutoregressiveFlow(Posterior):
             for step in range(num_flows)
         ]
         # Not a list: Keras and TensorFlow would track the bijectors in it as state.
-        self._bijectors = collections.deque(maxlen=4)
+        self._bijectors = collections.deque(maxlen=8)
 
     def build(self, features_shape, event_shape):
         super().build(features_shape, event_shape)
@@ -134,7 +134,7 @@ class InverseAutoregressiveFlow(Posterior):
             if known == key:
                 return bijector
         bijector = self.flow(parameters.get("context"))
-        self._bijectors.append((key, bijector))  # The last few: a step makes one or two.
+        self._bijectors.append((key, bijector))  # The last few: one or two per replica's step.
         return bijector
 
     def distribution(self, parameters):
