@@ -174,7 +174,7 @@ class StickingTheLanding(Estimator):
         terms = objectives.bound_terms(
             log_likelihoods, vae.posterior_distribution(parameters), prior, z
         )
-        fixed_posterior = vae.posterior_distribution(tf.nest.map_structure(stop, parameters))
+        fixed_posterior = vae.posterior.held_distribution(parameters)
         log_ratio = objectives.log_density_ratio(fixed_posterior, prior, z)
         beta = tf.cast(vae.beta, log_ratio.dtype)
         surrogate = tf.reduce_mean(beta * log_ratio - log_likelihoods, axis=0)
@@ -224,7 +224,7 @@ class DReG(Estimator):
         terms = objectives.bound_terms(
             log_likelihoods, vae.posterior_distribution(parameters), prior, z, log_weights=True
         )
-        fixed_posterior = vae.posterior_distribution(tf.nest.map_structure(stop, parameters))
+        fixed_posterior = vae.posterior.held_distribution(parameters)
         log_weights = log_likelihoods - objectives.log_density_ratio(fixed_posterior, prior, z)
         fixed_z = stop(z)
         fixed_log_weights = both[num_samples:] - objectives.log_density_ratio(

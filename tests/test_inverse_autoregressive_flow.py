@@ -186,10 +186,37 @@ def test_preset_builds_the_aevb_networks_with_a_flow_posterior():
     assert vae.latent_dim == reference.latent_dim
 
 
+def test_held_distribution_holds_the_networks_weights_too():
+    # STL and DReG evaluate log q(z|x) with phi held: the parameters and the networks.
+    posterior = IAF(num_flows=2, hidden_units=[6], context_units=2)
+    posterior.build((None, 5), (3,))
+    randomize(posterior, seed=9, scale=0.2)
+    features = np.random.default_rng(10).standard_normal((2, 5)).astype("float32")
+    z = tf.constant(np.random.default_rng(11).standard_normal((1, 2, 3)), tf.float32)
+    weights = [weight.value for network in posterior.networks for weight in network.weights]
+    log_probs, gradients = {}, {}
+    for held in (False, True):
+        with tf.GradientTape() as tape:
+            tape.watch(z)
+            parameters = posterior(features)
+            if held:
+                distribution = posterior.held_distribution(parameters)
+            else:
+                distribution = posterior.distribution(parameters)
+            log_probs[held] = distribution.log_prob(z)
+        gradients[held] = tape.gradient(log_probs[held], [z, parameters["base_loc"], *weights])
+    np.testing.assert_allclose(log_probs[True], log_probs[False], rtol=1e-6)
+    assert all(gradient is not None for gradient in gradients[False])
+    assert np.any(gradients[True][0] != 0)  # the path through z remains
+    assert all(gradient is None for gradient in gradients[True][1:])
+
+
 def count_network_calls(monkeypatch):
     calls = []
     call = MADE.call
-    monkeypatch.setattr(MADE, "call", lambda self, *args: calls.append(1) or call(self, *args))
+    monkeypatch.setattr(
+        MADE, "call", lambda self, *args, **kwargs: calls.append(1) or call(self, *args, **kwargs)
+    )
     return calls
 
 

@@ -37,6 +37,7 @@ class MADE(keras.layers.Layer):
     Call arguments:
         inputs: `z`, `(..., event_size)`.
         context: Optional `(..., context_size)` features, broadcast against `z`.
+        hold_weights: Whether to stop the gradients to the weights.
 
     Returns:
         A tensor `(..., event_size, params)`.
@@ -101,7 +102,7 @@ class MADE(keras.layers.Layer):
                 )
         freeze_if_not_trainable(self)
 
-    def call(self, inputs, context=None):
+    def call(self, inputs, context=None, hold_weights=False):
         if (context is None) != (not self.context_kernels):
             raise ValueError(
                 "Expected a `context` exactly when the layer was built with a context shape. "
@@ -109,14 +110,17 @@ class MADE(keras.layers.Layer):
                 f"a layer built {'with' if self.context_kernels else 'without'} one"
             )
         ops = keras.ops
+        # Held weights: a function of the inputs alone, with no gradient to the weights.
+        hold = ops.stop_gradient if hold_weights else lambda weight: weight
         outputs = inputs
         last = len(self.hidden_units)
         for index, (kernel, bias, mask) in enumerate(
             zip(self.kernels, self.biases, self.masks, strict=True)
         ):
-            outputs = ops.matmul(outputs, kernel * ops.cast(mask, self.compute_dtype)) + bias
+            kernel = hold(kernel) * ops.cast(mask, self.compute_dtype)
+            outputs = ops.matmul(outputs, kernel) + hold(bias)
             if context is not None and index in (0, last):
-                outputs = outputs + ops.matmul(context, self.context_kernels[index > 0])
+                outputs = outputs + ops.matmul(context, hold(self.context_kernels[index > 0]))
             if index < last:
                 outputs = keras.activations.get(self.activation)(outputs)
         # Outputs are laid out parameter-major: (..., params * event_size).

@@ -3,6 +3,7 @@
 import collections
 
 import keras
+import tensorflow as tf
 import tensorflow_probability as tfp
 
 from keras_vae.networks.made import MADE
@@ -40,7 +41,9 @@ class InverseAutoregressiveFlow(Posterior):
     reads the base draw from TFP's bijector cache, so the bounds' log q(z|x)
     costs one parallel pass. The networks' last layers start at zero: a new
     flow is the identity, and the posterior equals `DiagonalNormal`. TFP has
-    no closed-form KL for it: the model estimates the KL by Monte Carlo.
+    no closed-form KL for it: the model estimates the KL by Monte Carlo. The
+    STL and DReG estimators hold phi in log q(z|x): `held_distribution` holds
+    the networks' weights as well as the parameters.
 
     Args:
         num_flows: Number of flow steps T.
@@ -115,10 +118,16 @@ class InverseAutoregressiveFlow(Posterior):
         parameters["loc"] = self.flow(parameters.get("context")).forward(base_loc)
         return parameters
 
-    def flow(self, context=None):
-        """The TFP bijector z_0 -> z_T given the context h (`None` without one)."""
+    def flow(self, context=None, hold_weights=False):
+        """The TFP bijector z_0 -> z_T given the context h (`None` without one).
+
+        With `hold_weights`, a function of z and h alone: no gradient reaches
+        the networks' weights.
+        """
         steps = [
-            tfb.Invert(tfb.MaskedAutoregressiveFlow(_shift_and_log_scale(network, context)))
+            tfb.Invert(
+                tfb.MaskedAutoregressiveFlow(_shift_and_log_scale(network, context, hold_weights))
+            )
             for network in self.networks
         ]
         return tfb.Chain(steps[::-1])  # Chain applies its last bijector first.
@@ -141,6 +150,14 @@ class InverseAutoregressiveFlow(Posterior):
         base = tfd.MultivariateNormalDiag(parameters["base_loc"], parameters["base_scale"])
         return tfd.TransformedDistribution(base, self.bijector(parameters))
 
+    def held_distribution(self, parameters):
+        # phi is the parameters and the networks' weights: both held. At the draws of
+        # `reparameterize` it is a new bijector, which inverts them one dimension at a time.
+        parameters = tf.nest.map_structure(tf.stop_gradient, parameters)
+        base = tfd.MultivariateNormalDiag(parameters["base_loc"], parameters["base_scale"])
+        flow = self.flow(parameters.get("context"), hold_weights=True)
+        return tfd.TransformedDistribution(base, flow)
+
     def reparameterize(self, parameters, noise):
         base = parameters["base_loc"] + parameters["base_scale"] * noise
         return self.bijector(parameters).forward(base)
@@ -155,9 +172,9 @@ class InverseAutoregressiveFlow(Posterior):
         }
 
 
-def _shift_and_log_scale(network, context):
+def _shift_and_log_scale(network, context, hold_weights=False):
     def shift_and_log_scale(z):
-        outputs = network(z, context)  # (..., latent_dim, 2)
+        outputs = network(z, context, hold_weights=hold_weights)  # (..., latent_dim, 2)
         return outputs[..., 0], outputs[..., 1]
 
     return shift_and_log_scale

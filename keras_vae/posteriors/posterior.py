@@ -1,5 +1,7 @@
 """The base class of posterior families q(z|x)."""
 
+import tensorflow as tf
+
 from keras_vae.family import Family
 from keras_vae.validation import check_non_negative
 
@@ -26,6 +28,14 @@ class Posterior(Family):
 
     def get_config(self):
         return {**super().get_config(), "min_scale": self.min_scale}
+
+    def held_distribution(self, parameters):
+        """q(z|x) as a function of z alone, phi held constant (for STL and DReG).
+
+        The parameters are held; a posterior with weights of its own beyond
+        them (a flow's networks) holds those too.
+        """
+        return self.distribution(tf.nest.map_structure(tf.stop_gradient, parameters))
 
     def reparameterize(self, parameters, noise):
         """Maps `noise ~ N(0, I)` of shape `(..., batch, latent_dim)` to z."""
