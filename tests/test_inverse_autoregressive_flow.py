@@ -230,7 +230,8 @@ def trained_flow_vae():
         latent_dim=4,
         posterior=IAF(num_flows=2, hidden_units=[8], context_units=4),
     )
-    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    # Without XLA: compiling takes longer than these ten steps (test_families trains with it).
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
     x = mnist("train", 500)
     history = vae.fit(x, batch_size=100, epochs=2, verbose=0)
     return vae, x, history
@@ -332,11 +333,11 @@ def test_flow_closes_the_gap_a_diagonal_gaussian_cannot_on_a_correlated_posterio
         vae.likelihood.projection.kernel.assign(weights.T.astype("float32"))
         vae.likelihood.projection.bias.assign(bias.astype("float32"))
         vae.likelihood.trainable = False
-        vae.compile(optimizer=keras.optimizers.Adam(0.01))
+        vae.compile(optimizer=keras.optimizers.Adam(0.01), jit_compile=False)  # tiny: no XLA
         vae.fit(x[:1000], batch_size=100, epochs=20, verbose=0)
         gaps[name] = float(np.mean(exact - vae.elbo(x[1000:], num_samples=200, seed=1)))
     # No diagonal Gaussian gets closer than the mean-field gap (up to Monte Carlo error); the
-    # flow does on the same budget (measured: 1.79 and 0.27 nats, mean-field gap 0.84).
+    # flow does on the same budget (measured: 1.83 and 0.22 nats, mean-field gap 0.84).
     assert gaps["diagonal"] > mean_field_gap - 0.05, (gaps, mean_field_gap)
     assert gaps["flow"] < 0.5 * mean_field_gap, (gaps, mean_field_gap)
 
