@@ -65,6 +65,8 @@ def test_made_and_flow_refuse_bad_arguments():
         made(np.zeros((2, 3), "float32"))
     with pytest.raises(ValueError, match="Received: hidden_units=\\[\\]"):
         MADE([])
+    with pytest.raises(ValueError, match="Received: hidden_units=64"):
+        IAF(hidden_units=64)
     with pytest.raises(ValueError, match="Received: params=0"):
         MADE([4], params=0)
     with pytest.raises(ValueError, match="Received: num_flows=0"):

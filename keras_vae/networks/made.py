@@ -53,8 +53,13 @@ class MADE(keras.layers.Layer):
 
     def __init__(self, hidden_units, params=2, activation="elu", reverse=False, **kwargs):
         super().__init__(**kwargs)
-        hidden_units = [int(units) if is_integer(units) else units for units in hidden_units]
-        if not hidden_units or not all(is_integer(units) and units > 0 for units in hidden_units):
+        if isinstance(hidden_units, (list, tuple)):
+            hidden_units = [int(units) if is_integer(units) else units for units in hidden_units]
+        if (
+            not isinstance(hidden_units, list)
+            or not hidden_units
+            or not all(is_integer(units) and units > 0 for units in hidden_units)
+        ):
             raise ValueError(
                 "Expected `hidden_units` to be a non-empty list of positive integers. "
                 f"Received: hidden_units={hidden_units!r}"

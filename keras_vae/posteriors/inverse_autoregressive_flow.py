@@ -77,14 +77,10 @@ class InverseAutoregressiveFlow(Posterior):
                 "Expected `context_units` to be a non-negative integer. "
                 f"Received: context_units={context_units!r}"
             )
-        self.num_flows = num_flows
-        self.hidden_units = [int(units) if is_integer(units) else units for units in hidden_units]
-        self.context_units = int(context_units)
-        self.activation = activation
         # In float32 under mixed precision too: their outputs make the log-density's log |det|.
         self.networks = [
             MADE(
-                self.hidden_units,
+                hidden_units,
                 params=2,
                 activation=activation,
                 reverse=step % 2 == 1,
@@ -93,6 +89,10 @@ class InverseAutoregressiveFlow(Posterior):
             )
             for step in range(num_flows)
         ]
+        self.num_flows = num_flows
+        self.hidden_units = self.networks[0].hidden_units  # checked, as plain integers
+        self.context_units = int(context_units)
+        self.activation = activation
         # Not a list: Keras and TensorFlow would track the bijectors in it as state.
         self._bijectors = collections.deque(maxlen=8)
 
