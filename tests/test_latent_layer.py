@@ -52,6 +52,7 @@ def test_latent_layer_config_round_trip():
         ({"estimator": "stl"}, "estimator='stl'"),
         ({"estimator": "dreg", "objective": "iwae"}, "estimator='dreg'"),
         ({"free_bits": 0.5}, "1 latent_layers"),
+        ({"condition": 10}, "condition=None with `latent_layers`"),
     ],
 )
 def test_refuses_what_the_layers_cannot_hold(arguments, message):
