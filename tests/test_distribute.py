@@ -42,12 +42,12 @@ def fixed_noise_vae_class():
         def sample_posterior(self, x, num_samples=1, noise=None):
             if noise is None:
                 projection = tf.random.stateless_normal(
-                    (DATA_DIM, num_samples * self.latent_dim), seed=(7, 8)
+                    (DATA_DIM, num_samples * self.latent_size), seed=(7, 8)
                 )
                 data = self.split_inputs(x)[0]  # x alone, for a conditional VAE too
                 noise = tf.tanh(data @ projection) * 1.5  # (batch, num_samples * latent_dim)
-                noise = tf.reshape(noise, (-1, num_samples, self.latent_dim))
-                noise = tf.transpose(noise, (1, 0, 2))  # (num_samples, batch, latent_dim)
+                noise = tf.reshape(noise, (-1, num_samples, self.latent_size))
+                noise = tf.transpose(noise, (1, 0, 2))  # (num_samples, batch, latent_size)
             return super().sample_posterior(x, num_samples, noise)
 
     return FixedNoiseVAE
@@ -62,6 +62,10 @@ def make_vae(strategy, weights=None, learning_rate=0.1, **options):
         options["posterior"] = kv.posteriors.InverseAutoregressiveFlow(
             hidden_units=[4], context_units=3
         )
+    if options.get("latent_layers") == "one":
+        options["latent_layers"] = [
+            kv.LatentLayer(2, kv.networks.MLP([4], "tanh"), kv.networks.MLP([4], "tanh"))
+        ]
     with strategy.scope():
         vae = fixed_noise_vae_class()(
             kv.networks.MLP([16], "tanh"),
@@ -143,6 +147,11 @@ def measure():
     start = make_vae(single, posterior="flow").get_weights()
     results["step_flow"] = compare_step((single, mirrored), start, x[:33], posterior="flow")
 
+    # Two stochastic layers: both chains of Gaussians on each replica's share, IWAE with k = 2.
+    options = {"latent_layers": "one", "objective": "iwae", "num_samples": 2}
+    start = make_vae(single, **options).get_weights()
+    results["step_two_layers"] = compare_step((single, mirrored), start, x[:33], **options)
+
     # Sample weights on a batch that splits 17/16: the weighted global-batch mean.
     sample_weight = np.random.default_rng(1).random(33).astype("float32") * 2
     weighted = compare_step((single, mirrored), initial, x[:33], sample_weight)
@@ -220,6 +229,12 @@ def test_each_estimator_steps_on_two_replicas_as_on_one_device(mirrored, estimat
 
 def test_a_flow_posterior_steps_on_two_replicas_as_on_one_device(mirrored):
     step = mirrored["step_flow"]
+    assert step["max_weight_difference"] < WEIGHT_TOLERANCE
+    assert step["max_update"] > 1000 * WEIGHT_TOLERANCE
+
+
+def test_two_stochastic_layers_step_on_two_replicas_as_on_one_device(mirrored):
+    step = mirrored["step_two_layers"]
     assert step["max_weight_difference"] < WEIGHT_TOLERANCE
     assert step["max_update"] > 1000 * WEIGHT_TOLERANCE
 
