@@ -110,7 +110,8 @@ USAGE_ERRORS = {
         for flag, value in (("beta", "inf"), ("free-bits", "-1"), ("epochs", "0"))
     },
     "condition-without-labels": (
-        "train --run-dir {run} --dataset binarized_mnist --condition label --data-dir {data}",
+        "train --run-dir {run} --dataset binarized_mnist --preprocessing static --condition label "
+        "--data-dir {data}",
         ["'binarized_mnist', which has no labels"],
     ),
     "validation-size": (
