@@ -21,6 +21,7 @@ from keras_vae.export import (
     convert_saved_model,
     export_onnx,
     failures,
+    read_model_card,
 )
 from keras_vae.export.onnx import ONNX_TOLERANCE
 from keras_vae.presets import get_preset
@@ -111,6 +112,9 @@ def test_litert_runs_every_signature_with_builtins_only():
     assert failures(errors, TOLERANCES["float32"]) == []
     assert model.input_shapes("sample") == {"eps": (-1, 5)}
     assert model.input_shapes("decode") == {"z": (-1, 3)}
+    card = read_model_card(folder)
+    assert (card["latent_dim"], card["latent_size"]) == (3, 5)
+    assert [layer["config"]["latent_dim"] for layer in card["latent_layers"]] == [2]
 
 
 def test_onnxruntime_matches_the_saved_model(tmp_path):

@@ -42,6 +42,9 @@ def make_model_card(model, signatures, data=None, metrics=None):
             "support": _support(model.likelihood.support),
         },
         "latent_dim": model.latent_dim,
+        # The stochastic layers above z_1, and the size of z = concat(z_1, ...) that `eps` takes.
+        "latent_layers": [_describe(layer) for layer in model.latent_layers],
+        "latent_size": model.latent_size,
         # What the signatures' `condition` input takes, for a conditional VAE.
         "condition": None if model.condition is None else model.condition.describe(),
         "families": {
