@@ -37,6 +37,7 @@ __all__ = [
     "PREPROCESSING",
     "DatasetUnavailableError",
     "image_shape",
+    "label_names",
     "load",
     "num_classes",
     "splits",
@@ -201,6 +202,19 @@ def num_classes(name, data_dir=None):
     builder = _builder(name, data_dir)
     _check_dataset(builder, None, with_labels=True)
     return int(builder.info.features["label"].num_classes)
+
+
+def label_names(name):
+    """The class names of a TFDS dataset's labels, without preparing it; None if unlabelled.
+
+    Example:
+
+    >>> label_names("fashion_mnist")[:3]
+    ['T-shirt/top', 'Trouser', 'Pullover']
+    """
+    features = _builder(name, None).info.features
+    feature = features["label"] if "label" in features else None
+    return list(feature.names) if isinstance(feature, tfds.features.ClassLabel) else None
 
 
 def write_binarized_mnist_amat(npz_path, folder):

@@ -6,10 +6,12 @@ import tensorflow as tf
 
 from keras_vae import conditions, distribute, estimators, hierarchy, importance, objectives
 from keras_vae.importance import DEFAULT_MEMORY_BUDGET
+from keras_vae.inference import InferenceMixin
 from keras_vae.latent_layer import LatentLayer
 from keras_vae.likelihoods import Bernoulli
 from keras_vae.posteriors import DiagonalNormal, FullCovarianceNormal
 from keras_vae.priors import StandardNormal, VampPrior
+from keras_vae.priors.temperature import tempered_sample
 from keras_vae.trainable import freeze_if_not_trainable
 from keras_vae.validation import (
     check_compile_arguments,
@@ -28,7 +30,7 @@ deserialize = keras.saving.deserialize_keras_object
 
 
 @keras.saving.register_keras_serializable(package="keras_vae")
-class VAE(keras.Model):
+class VAE(InferenceMixin, keras.Model):
     """A variational autoencoder trained by maximizing the ELBO or the IWAE bound.
 
     The generative model is p(x, z) = p(z) p(x|z) and the inference model
@@ -249,10 +251,12 @@ class VAE(keras.Model):
             raise ValueError(
                 "Expected a `condition` for this conditional VAE. Received: condition=None"
             )
-        encoded = tf.cast(self.condition(condition), features.dtype)
-        leading = tf.shape(features)[:-1]  # the sample axes of z, then the batch
-        encoded = tf.broadcast_to(encoded, tf.concat([leading, [self.condition.dim]], 0))
-        return tf.concat([features, encoded], -1)
+        encoded = keras.ops.cast(self.condition(condition), features.dtype)
+        if len(features.shape) > 2:  # the sample axes of z, then the batch
+            leading = tf.shape(features)[:-1]
+            encoded = tf.broadcast_to(encoded, tf.concat([leading, [self.condition.dim]], 0))
+        # keras.ops, so that `encoder_model` builds a functional model through it.
+        return keras.ops.concatenate([features, encoded], -1)
 
     # === Distributions ===
 
@@ -400,17 +404,20 @@ class VAE(keras.Model):
     def reconstruct(self, x):
         """The mean of p(x|z) at the mean of q(z|x)."""
         condition = self.split_inputs(x)[1]
-        return self.decode_mean(self.posterior_parameters(x)["loc"], condition)
+        return self.decode_mean(self.posterior_mean(x), condition)
 
-    def sample(self, num, seed=None, mean=False, condition=None):
+    def sample(self, num, seed=None, mean=False, condition=None, temperature=1.0):
         """Generates `num` examples: z ~ p(z), then x ~ p(x|z) (or its mean).
 
         A conditional model samples p(x|z, c) for `condition`: `num` conditions,
-        or one (a label, say) for all.
+        or one (a label, say) for all. `temperature` scales the prior's noise
+        (T < 1: more typical samples; see `keras_vae.priors.temperature`); each
+        prior's docstring says what it means for it, and with `latent_layers`
+        it scales the noise of every layer.
         """
         condition = check_sample_condition(self, num, condition)
         prior_seed, likelihood_seed = tf.unstack(tf.random.split(self.stateless_seed(seed)))
-        z = self.prior_distribution().sample(num, seed=prior_seed)
+        z = tempered_sample(self.prior_distribution(), num, temperature, prior_seed)
         parameters = self.likelihood_parameters(z, condition)
         if mean:
             return self.likelihood.mean(parameters)

@@ -20,6 +20,7 @@ from keras_vae.images import image_grid, interleave, to_images  # noqa: E402
 __all__ = [
     "gradient_variance",
     "latents",
+    "latents_figure",
     "manifold",
     "reconstructions",
     "samples",
@@ -39,7 +40,7 @@ def save_grid(images, path, columns=None, scale=2):
             plt.imsave(partial, grid)
 
 
-def samples(vae, path, num=64, seed=0, mean=True):
+def samples(vae, path, num=64, seed=0, mean=True, temperature=1.0):
     """A grid of `num` generated examples (means of p(x|z) unless `mean=False`).
 
     A VAE conditioned on class labels gets one row per class, of
@@ -56,7 +57,7 @@ def samples(vae, path, num=64, seed=0, mean=True):
         columns = max(1, num // num_classes)
         condition = np.repeat(np.arange(num_classes), columns)  # row c: class c
         num = len(condition)
-    generated = vae.sample(num, seed=seed, mean=mean, condition=condition)
+    generated = vae.sample(num, seed=seed, mean=mean, condition=condition, temperature=temperature)
     save_grid(to_images(generated, vae.data_shape), path, columns=columns)
 
 
@@ -86,7 +87,7 @@ def manifold(vae, path, size=20):
 def traversals(vae, x, path, num_dims=10, steps=11, extent=3.0):
     """One row per latent dimension: decode the first example's posterior mean
     with that dimension swept over [-extent, extent]."""
-    loc = np.asarray(vae.posterior_parameters(x[:1])["loc"])[0]
+    loc = np.asarray(vae.posterior_mean(x[:1]))[0]
     dims = min(num_dims, vae.latent_dim)
     z = np.repeat(loc[None, None], dims, 0).repeat(steps, 1)  # (dims, steps, latent_dim)
     for dim in range(dims):
@@ -96,21 +97,37 @@ def traversals(vae, x, path, num_dims=10, steps=11, extent=3.0):
     save_grid(images, path, columns=steps)
 
 
-def latents(vae, x, labels, path):
-    """Posterior means of `x`, projected on their two principal axes, colored by label."""
-    loc = np.asarray(vae.posterior_parameters(x)["loc"])
+def latents(vae, x, labels, path, class_names=None):
+    """Posterior means of `x`, projected on their two principal axes, colored by label.
+
+    The legend names each class by `class_names[label]` when given (TFDS's
+    `features["label"].names`, see `keras_vae.data.label_names`), else by number.
+    """
+    figure = latents_figure(vae, x, labels, class_names)
+    with files.atomic_path(path) as partial:
+        figure.savefig(partial)
+    plt.close(figure)
+
+
+def latents_figure(vae, x, labels, class_names=None):
+    """The matplotlib figure `latents` writes."""
+    loc = vae.embed(x, batch_size=500)
     centered = loc - loc.mean(axis=0)
     if loc.shape[1] > 2:
         _, _, axes = np.linalg.svd(centered, full_matrices=False)
         centered = centered @ axes[:2].T
     figure, axis = plt.subplots(figsize=(6, 6), dpi=100)
-    scatter = axis.scatter(centered[:, 0], centered[:, 1], c=labels, cmap="tab10", s=4)
-    axis.legend(*scatter.legend_elements(), title="label", loc="best", fontsize="small")
+    labels = np.asarray(labels)
+    colors = plt.get_cmap("tab10")
+    for index, label in enumerate(np.unique(labels)):
+        name = str(label) if class_names is None else class_names[int(label)]
+        chosen = labels == label
+        color = colors(index % colors.N)
+        axis.scatter(centered[chosen, 0], centered[chosen, 1], color=color, s=4, label=name)
+    axis.legend(title="label", loc="best", fontsize="small", markerscale=3)
     axis.set_xlabel("principal axis 1" if loc.shape[1] > 2 else "z_1")
     axis.set_ylabel("principal axis 2" if loc.shape[1] > 2 else "z_2")
-    with files.atomic_path(path) as partial:
-        figure.savefig(partial)
-    plt.close(figure)
+    return figure
 
 
 def gradient_variance(statistics, path, title=None):

@@ -2,7 +2,8 @@
 
 A preset is a few lines: the dataset and preprocessing of its protocol, the
 training settings, and a function that builds the model. Model options the
-command line may override (`objective`, `num_samples`, `seed`) are passed on.
+command line may override (`latent_dim`, `objective`, `num_samples`, `seed`, ...) are
+passed on; a builder's `latent_dim` argument defaults to the preset's.
 """
 
 import dataclasses
@@ -74,27 +75,27 @@ def get_preset(name):
 
 
 @preset("aevb-mnist", dataset="mnist", preprocessing="dynamic", epochs=20)
-def aevb_mnist(**options):
+def aevb_mnist(latent_dim=20, **options):
     """Kingma & Welling (2014): MLP encoder and decoder of 500 tanh units, 20 latents, Bernoulli."""
-    return kv.VAE(tanh_mlp(500), tanh_mlp(500), latent_dim=20, **options)
+    return kv.VAE(tanh_mlp(500), tanh_mlp(500), latent_dim, **options)
 
 
 @preset("iaf-mnist", dataset="mnist", preprocessing="dynamic", epochs=20)
-def iaf_mnist(**options):
+def iaf_mnist(latent_dim=20, **options):
     """aevb-mnist with an inverse autoregressive flow posterior (Kingma et al., 2016): 2 steps."""
     posterior = kv.posteriors.InverseAutoregressiveFlow(
         num_flows=2, hidden_units=[200, 200], context_units=50
     )
-    return kv.VAE(tanh_mlp(500), tanh_mlp(500), latent_dim=20, posterior=posterior, **options)
+    return kv.VAE(tanh_mlp(500), tanh_mlp(500), latent_dim, posterior=posterior, **options)
 
 
 @preset("iwae-mnist", dataset="mnist", preprocessing="dynamic", epochs=50)
-def iwae_mnist(**options):
+def iwae_mnist(latent_dim=50, **options):
     """Burda et al. (2016), one stochastic layer: two tanh layers of 200, 50 latents, Bernoulli.
 
     Add `--objective iwae --num-samples 50` for the IWAE column of their Table 1.
     """
-    return kv.VAE(tanh_mlp(200, 200), tanh_mlp(200, 200), latent_dim=50, **options)
+    return kv.VAE(tanh_mlp(200, 200), tanh_mlp(200, 200), latent_dim, **options)
 
 
 @preset("iwae2-mnist", dataset="mnist", preprocessing="dynamic", epochs=50)
@@ -114,42 +115,42 @@ def iwae2_mnist(**options):
 
 
 @preset("conv-mnist", dataset="mnist", preprocessing="dynamic", epochs=20)
-def conv_mnist(**options):
+def conv_mnist(latent_dim=16, **options):
     """Convolutional encoder and decoder, 16 latents, Bernoulli, on binarized MNIST."""
     return kv.VAE(
-        kv.networks.ConvEncoder(), kv.networks.ConvDecoder((28, 28)), latent_dim=16, **options
+        kv.networks.ConvEncoder(), kv.networks.ConvDecoder((28, 28)), latent_dim, **options
     )
 
 
 @preset("conv-fashion-mnist", dataset="fashion_mnist", preprocessing="continuous", epochs=20)
-def conv_fashion_mnist(**options):
+def conv_fashion_mnist(latent_dim=16, **options):
     """Convolutional networks, 16 latents, continuous Bernoulli on [0, 1] Fashion-MNIST."""
     return kv.VAE(
         kv.networks.ConvEncoder(),
         kv.networks.ConvDecoder((28, 28)),
-        latent_dim=16,
+        latent_dim,
         likelihood=kv.likelihoods.ContinuousBernoulli(),
         **options,
     )
 
 
 @preset("vamp-mnist", dataset="mnist", preprocessing="dynamic", epochs=50)
-def vamp_mnist(**options):
+def vamp_mnist(latent_dim=40, **options):
     """Tomczak & Welling (2018): the VampPrior with 500 pseudo-inputs, MLPs of 300, 40 latents."""
     return kv.VAE(
         tanh_mlp(300, 300),
         tanh_mlp(300, 300),
-        latent_dim=40,
+        latent_dim,
         prior=kv.priors.VampPrior(500),
         **options,
     )
 
 
 @preset("cvae-mnist", dataset="mnist", preprocessing="dynamic", epochs=20, condition="label")
-def cvae_mnist(**options):
+def cvae_mnist(latent_dim=20, **options):
     """Sohn et al. (2015): AEVB's networks (500 tanh units, 20 latents) conditioned on the digit.
 
     `keras-vae sample` writes one row of samples per digit.
     """
     options.setdefault("condition", kv.conditions.OneHot(10))
-    return kv.VAE(tanh_mlp(500), tanh_mlp(500), latent_dim=20, **options)
+    return kv.VAE(tanh_mlp(500), tanh_mlp(500), latent_dim, **options)

@@ -1,11 +1,12 @@
 """End-to-end tests of the `keras-vae` command line, each command run as a subprocess.
 
-One small run (aevb-mnist, 2 epochs of 100 steps) is trained for the module and read by the
-evaluate, sample and plot commands. The `commands` fixture starts every command at once, run
-two at a time: each spends seconds importing TensorFlow on one core, so two keep a 2-core
-machine busy. Each test waits for its command and checks the result. The resume test, which
-kills a run mid-training, runs its own. Data come from a TFDS data dir prepared once per
-session in a tmp folder (conftest.py), never from ~/tensorflow_datasets.
+One small run (aevb-mnist with `--latent-dim 2`, for the manifold plot; 2 epochs of 100
+steps) is trained for the module and read by the evaluate, sample and plot commands. The
+`commands` fixture starts every command at once, run two at a time: each spends seconds
+importing TensorFlow on one core, so two keep a 2-core machine busy. Each test waits for its
+command and checks the result. The resume test, which kills a run mid-training, runs its
+own. Data come from a TFDS data dir prepared once per session in a tmp folder (conftest.py),
+never from ~/tensorflow_datasets.
 """
 
 import csv
@@ -107,12 +108,21 @@ USAGE_ERRORS = {
             f"train --run-dir {{run}} --{flag} {value}",
             [f"argument --{flag}", f"received '{value}'"],
         )
-        for flag, value in (("beta", "inf"), ("free-bits", "-1"), ("epochs", "0"))
+        for flag, value in (
+            ("beta", "inf"),
+            ("free-bits", "-1"),
+            ("epochs", "0"),
+            ("latent-dim", "0"),
+        )
     },
     "condition-without-labels": (
         "train --run-dir {run} --dataset binarized_mnist --preprocessing static --condition label "
         "--data-dir {data}",
         ["'binarized_mnist', which has no labels"],
+    ),
+    "temperature": (
+        "sample --run-dir {run} --output {run}/x.png --temperature -1",
+        ["argument --temperature", "received '-1'"],
     ),
     "validation-size": (
         "train --run-dir {run} --validation-size -1",
@@ -164,9 +174,12 @@ DAMAGED = {
 
 # Each figure's command (besides --run-dir and --output) and its size in pixels.
 FIGURES = {
-    "sample": (["sample", "--num", 64], (448, 448)),  # An 8x8 grid of 28x28 at scale 2.
+    "sample": (
+        ["sample", "--num", 64, "--temperature", 0.7],
+        (448, 448),
+    ),  # An 8x8 grid of 28x28 at scale 2.
     "reconstructions": (["plot", "--kind", "reconstructions"], (448, 448)),  # 32 pairs, 8 a row.
-    "traversals": (["plot", "--kind", "traversals"], (616, 560)),  # 10 latents x 11 steps.
+    "traversals": (["plot", "--kind", "traversals"], (616, 112)),  # 2 latents x 11 steps.
     "latents": (["plot", "--kind", "latents"], (600, 600)),  # 6x6 inches at 100 dpi.
 }
 
@@ -253,17 +266,19 @@ def damage(root, tiny):
 
 @pytest.fixture(scope="module")
 def commands(root, run_dir, tfds_data_dir, unwritable):
-    # The manifold plot needs latent_dim=2, which no preset has; an untrained model will do.
+    # An untrained model, for the damaged files and the manifold plot's refusal of 3 latents.
     tiny = RunDir(root / "tiny")
     tiny.root.mkdir()
-    tiny_vae((28, 28, 1), latent_dim=2).save(tiny.model)
+    vae = tiny_vae((28, 28, 1), latent_dim=3)
+    vae.optimizer.build(vae.trainable_variables)  # so loading it warns of no missing slots
+    vae.save(tiny.model)
     (root / "figures").mkdir()
     damaged = damage(root, tiny)
 
     executor = ThreadPoolExecutor(max_workers=2)
     commands = Commands(executor)
     # Training first, and the commands that wait for it last, so none holds a worker idle.
-    commands.start("train", *train_args(run_dir.root, tfds_data_dir))
+    commands.start("train", *train_args(run_dir.root, tfds_data_dir), "--latent-dim", 2)
     for case, (command, _) in USAGE_ERRORS.items():
         paths = case_paths(root, case, unwritable)
         paths["manual"].mkdir(parents=True)
@@ -276,7 +291,7 @@ def commands(root, run_dir, tfds_data_dir, unwritable):
     commands.start("debug", "--debug", "train", "--run-dir", root / "debug", "--preset", "nosuch")
     commands.start("help", "--help", python_m=True)
     manifold = ("plot", "--kind", "manifold", "--output", root / "figures" / "manifold.png")
-    commands.start("manifold", *manifold, "--run-dir", tiny.root)
+    commands.start("manifold-3", *manifold, "--run-dir", tiny.root)
     # The run's own data dir, recorded in its config.json.
     commands.start(
         "evaluate",
@@ -298,7 +313,7 @@ def commands(root, run_dir, tfds_data_dir, unwritable):
         command = [*command, "--run-dir", run_dir.root, "--output", output]
         data = ["--data-dir", tfds_data_dir] if name == "latents" else []
         commands.start(name, *command, *data, after="train")
-    commands.start("manifold-20", *manifold, "--run-dir", run_dir.root, after="train")
+    commands.start("manifold", *manifold, "--run-dir", run_dir.root, after="train")
     commands.start("train-again", *train_args(run_dir.root, tfds_data_dir), after="train")
     conditional = root / "conditional"
     commands.start(
@@ -390,10 +405,11 @@ def test_train_writes_the_run(commands, run_dir, tfds_data_dir):
         "free_bits": 0.0,
         "kl_warmup_epochs": 0,
         "condition": "none",
+        "latent_dim": 2,
     }
 
     vae = run_dir.load_model()
-    assert vae.latent_dim == 20
+    assert vae.latent_dim == 2
     assert int(vae.optimizer.iterations) == EPOCHS * STEPS
 
     history = history_rows(run_dir.history)
@@ -513,7 +529,7 @@ def test_manifold(commands, root):
 
 
 def test_manifold_needs_two_latent_dimensions(commands):
-    assert_usage_error(commands.result("manifold-20"), "latent_dim=2", "latent_dim=20")
+    assert_usage_error(commands.result("manifold-3"), "latent_dim=2", "latent_dim=3")
 
 
 @pytest.mark.parametrize("case", USAGE_ERRORS)

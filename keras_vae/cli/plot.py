@@ -63,6 +63,8 @@ def run(args):
         elif args.kind == "traversals":
             plots.traversals(vae, x, output)
         else:
-            plots.latents(vae, x, labels, output)
+            from keras_vae.data import label_names
+
+            plots.latents(vae, x, labels, output, label_names(config["dataset"]))
     print(f"wrote {output}")
     return 0

@@ -59,6 +59,7 @@ class RunConfig:
     kl_warmup_epochs: int = 0
     free_bits: float = 0.0
     condition: str = "none"
+    latent_dim: int | None = None
 
 
 def add_parser(subparsers):
@@ -95,6 +96,9 @@ def add_parser(subparsers):
         "--condition",
         choices=CONDITIONS,
         help="label: a conditional VAE of x given the dataset's label (default: the preset's)",
+    )
+    parser.add_argument(
+        "--latent-dim", type=positive_int, help="size of z (default: the preset's; 2 for manifold)"
     )
     parser.add_argument(
         "--validation-size",
@@ -168,6 +172,7 @@ def make_config(args):
         kl_warmup_epochs=args.kl_warmup_epochs,
         free_bits=args.free_bits,
         condition=pick(args.condition, preset.condition),
+        latent_dim=args.latent_dim,
     )
     if config.kl_warmup_epochs and config.objective != "elbo":
         raise ValueError(
@@ -257,6 +262,9 @@ def run(args):
             if conditional
             else None
         )
+
+    if config.latent_dim is not None:
+        options["latent_dim"] = config.latent_dim
 
     with strategy.scope(), precision.policy(config.precision):
         vae = preset.build_model(

@@ -37,6 +37,14 @@ class Posterior(Family):
         """
         return self.distribution(tf.nest.map_structure(tf.stop_gradient, parameters))
 
+    def mean(self, parameters):
+        """The point estimate of z a model reports for x (embeddings, reconstructions).
+
+        `parameters["loc"]`, the mean of a Gaussian posterior; a family whose
+        `loc` is not its mean says what it returns instead.
+        """
+        return parameters["loc"]
+
     def reparameterize(self, parameters, noise):
         """Maps `noise ~ N(0, I)` of shape `(..., batch, latent_dim)` to z."""
         raise NotImplementedError

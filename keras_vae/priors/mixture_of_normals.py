@@ -17,6 +17,9 @@ class MixtureOfNormals(Prior):
 
     Mixture weights are softmax(logits), scales softplus(raw) + min_scale.
     KL(q || p) has no closed form: the model estimates it by Monte Carlo.
+    At temperature T, `sample` picks k ~ Categorical(w) as usual and draws
+    z = loc_k + T * scale_k * eps: each component narrowed (T < 1) around its
+    mean, the weights unchanged; T = 0 gives the component means.
 
     Args:
         num_components: Number of mixture components K.

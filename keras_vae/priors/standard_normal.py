@@ -15,7 +15,8 @@ tfd = tfp.distributions
 class StandardNormal(Prior):
     """The standard normal prior of the AEVB paper.
 
-    With a Gaussian posterior, KL(q(z|x) || p(z)) has a closed form.
+    With a Gaussian posterior, KL(q(z|x) || p(z)) has a closed form. At
+    temperature T, `sample` draws z = T * eps: z ~ N(0, T^2 I).
 
     Example:
 

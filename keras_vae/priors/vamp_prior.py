@@ -18,7 +18,10 @@ class VampPrior(Prior):
 
     K pseudo-inputs, learned like data, are pushed through the encoder; the
     prior is the uniform mixture of their posteriors, so it adapts to the
-    aggregate posterior. KL(q || p) is estimated by Monte Carlo.
+    aggregate posterior. KL(q || p) is estimated by Monte Carlo. At
+    temperature T, `sample` picks a pseudo-input u_k uniformly and draws from
+    q(z|u_k) with its noise scaled by T (z = loc(u_k) + T * scale(u_k) * eps
+    for a diagonal Gaussian posterior); T = 0 gives the pseudo-inputs' means.
 
     Args:
         num_components: Number of pseudo-inputs K.
