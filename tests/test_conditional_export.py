@@ -38,7 +38,7 @@ def trained():
         latent_dim=2,
         condition=kv.conditions.OneHot(NUM_CLASSES),
     )
-    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)  # tiny: XLA costs more
     vae.fit(x, labels, batch_size=32, epochs=2, verbose=0)
     folder = export_saved_model(vae, _tmp() / "saved", SIGNATURES)
     return vae, {"x": x[:7], "condition": labels[:7].astype("float32")}, folder
