@@ -1,7 +1,12 @@
 """A conditional VAE's exports: every signature takes the condition, in TF, LiteRT and ONNX."""
 
+import atexit
 import functools
+import importlib.util
 import json
+import shutil
+import tempfile
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -46,10 +51,9 @@ def trained():
 
 @functools.cache
 def _tmp():
-    import tempfile
-    from pathlib import Path
-
-    return Path(tempfile.mkdtemp(prefix="keras-vae-conditional-export-"))
+    folder = Path(tempfile.mkdtemp(prefix="keras-vae-conditional-export-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def test_saved_model_signatures_take_the_condition_and_match_the_model():
@@ -118,3 +122,48 @@ def test_converted_checks_need_the_condition():
     litert = LiteRTModel(convert_saved_model(folder, ["encode"]))
     with pytest.raises(ValueError, match="Expected data with its condition"):
         compare(litert, folder, data["x"], ["encode"])
+
+
+def test_serving_client_sends_the_condition(tmp_path, monkeypatch, capsys):
+    """`tools/serving_client.py --condition` against the export, TF Serving's part stubbed."""
+    vae, _, folder = trained()
+    loaded = tf.saved_model.load(str(folder))
+    spec = importlib.util.spec_from_file_location(
+        "serving_client", Path(__file__).resolve().parents[1] / "tools/serving_client.py"
+    )
+    client = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(client)
+
+    class SavedModelClient:  # what TF Serving answers, from the SavedModel itself
+        def __init__(self, *args):
+            pass
+
+        def metadata(self):
+            definitions = {
+                name: {
+                    "inputs": {
+                        key: {
+                            "tensor_shape": {"dim": [{"size": str(size or -1)} for size in s.shape]}
+                        }
+                        for key, s in function.structured_input_signature[1].items()
+                    }
+                }
+                for name, function in loaded.signatures.items()
+            }
+            return {"metadata": {"signature_def": {"signature_def": definitions}}}
+
+        def predict(self, name, inputs):
+            outputs = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+            return {key: value.numpy() for key, value in outputs.items()}
+
+    monkeypatch.setattr(client, "RestClient", SavedModelClient)
+    output = tmp_path / "samples.npz"
+    arguments = ["--model", "cvae", "--output", str(output), "sample", "--num", "3", "--seed", "0"]
+    assert client.main(["--condition", "2", *arguments]) == 0
+    eps = client.prior_noise(3, vae.latent_dim, seed=0)["eps"]
+    expected = vae.likelihood_parameters(eps, np.full(3, 2.0))["logits"]
+    np.testing.assert_allclose(np.load(output)["logits"], expected, atol=1e-5)
+    assert client.main(arguments) == 2
+    assert "Expected --condition for this conditional model" in capsys.readouterr().err
+    assert client.main(["--condition", "1,2", *arguments]) == 2
+    assert "Received: 2 values" in capsys.readouterr().err

@@ -7,6 +7,7 @@ Serve an export (see saved_models/README.md), then:
     python tools/serving_client.py --model mnist sample --num 16 --seed 0 --output samples.npz
     python tools/serving_client.py --model mnist elbo test.npy --num-samples 10
     python tools/serving_client.py --grpc localhost:8500 --model mnist encode digit.png
+    python tools/serving_client.py --model cvae --condition 3 sample --num 16  # a digit 3
 
 REST (`--url`, default http://localhost:8501) needs only the standard library;
 gRPC (`--grpc HOST:PORT`) needs `pip install keras-vae[serving]`
@@ -14,7 +15,10 @@ gRPC (`--grpc HOST:PORT`) needs `pip install keras-vae[serving]`
 along the first axis) or images (PNG, JPEG) scaled to [0, 1]; each is
 reshaped to the model's input shape, read from the server's metadata. The
 noise of `sample` and `elbo` is drawn here, from `--seed`, and sent with the
-request: the served graphs hold no random op.
+request: the served graphs hold no random op. A conditional model's signatures
+take a `condition` too: `--condition 3` sends one value (a class label) for
+every example, `--condition 3,1,4` one per example (for a `Features(dim)`
+condition, dim values, or dim per example).
 
 The request builders (`predict_request`, `encode_request`, ...) are pure
 functions from arrays to the JSON body of `POST /v1/models/NAME:predict`.
@@ -32,6 +36,7 @@ import numpy as np
 __all__ = [
     "GrpcClient",
     "RestClient",
+    "condition_input",
     "decode_request",
     "elbo_noise",
     "elbo_request",
@@ -132,6 +137,36 @@ def elbo_noise(batch_size, num_samples, latent_dim, seed=None):
     """The `eps` input of `elbo`: `(batch, num_samples, latent_dim)` standard normals."""
     rng = np.random.default_rng(seed)
     return rng.standard_normal((batch_size, num_samples, latent_dim)).astype(np.float32)
+
+
+def condition_input(text, shape, batch_size):
+    """The `condition` input `(batch, *shape)` from comma-separated values.
+
+    One condition (a label, or `shape` values) is repeated for every example;
+    otherwise there must be one per example.
+
+    Example:
+
+    >>> condition_input("3", (), 2).tolist()
+    [3.0, 3.0]
+    >>> condition_input("3,1", (), 2).tolist()
+    [3.0, 1.0]
+    """
+    try:
+        values = np.array([float(value) for value in text.split(",")], np.float32)
+    except ValueError:
+        raise ValueError(
+            f"Expected comma-separated numbers for --condition. Received: {text!r}"
+        ) from None
+    size = int(np.prod(shape))
+    if len(values) == size:
+        return np.broadcast_to(values.reshape(shape), (batch_size, *shape)).copy()
+    if len(values) == size * batch_size:
+        return values.reshape(batch_size, *shape)
+    raise ValueError(
+        f"Expected --condition with {size} value(s) for every example, or {size * batch_size} "
+        f"(one condition for each of the {batch_size} examples). Received: {len(values)} values"
+    )
 
 
 # === Responses and metadata ===
@@ -296,6 +331,9 @@ def build_parser():
     parser.add_argument("--version", type=int, help="a model version (default: the latest)")
     parser.add_argument("--columnar", action="store_true", help="REST: columnar `inputs` format")
     parser.add_argument("--output", help=".npz file for the outputs")
+    parser.add_argument(
+        "--condition", help="a conditional model's condition, e.g. a class label: 3, or 3,1,4"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name in ("encode", "elbo", "reconstruct"):
         command = commands.add_parser(name)
@@ -323,18 +361,33 @@ def run(args):
         x = load_examples(args.examples, data_shape)
         if args.binarize:
             x = (x > 0.5).astype(np.float32)
+    conditional = "condition" in shapes["serving_default"]
+    if conditional != (args.condition is not None):
+        raise ValueError(
+            "Expected --condition for this conditional model."
+            if conditional
+            else "Expected no --condition: this model takes none."
+        )
+
+    def predict(name, inputs):
+        if conditional:
+            batch_size = len(next(iter(inputs.values())))
+            shape = shapes[name]["condition"][1:]
+            inputs = {**inputs, "condition": condition_input(args.condition, shape, batch_size)}
+        return client.predict(name, inputs)
+
     if args.command == "encode":
-        outputs = client.predict("encode", {"x": x})
+        outputs = predict("encode", {"x": x})
     elif args.command == "reconstruct":
-        outputs = client.predict("serving_default", {"x": x})
+        outputs = predict("serving_default", {"x": x})
     elif args.command == "elbo":
         eps = elbo_noise(len(x), args.num_samples, latent_dim, args.seed)
-        outputs = client.predict("elbo", {"x": x, "eps": eps})
+        outputs = predict("elbo", {"x": x, "eps": eps})
     elif args.command == "decode":
-        outputs = client.predict("decode", {"z": np.load(args.latents)})
+        outputs = predict("decode", {"z": np.load(args.latents)})
     else:
         mixture = "u" in shapes["sample"]
-        outputs = client.predict("sample", prior_noise(args.num, latent_dim, args.seed, mixture))
+        outputs = predict("sample", prior_noise(args.num, latent_dim, args.seed, mixture))
     for name, value in sorted(outputs.items()):
         summary = np.array2string(np.asarray(value).ravel()[:6], precision=3, separator=", ")
         print(f"{name}: shape {tuple(np.shape(value))}, first values {summary}")
