@@ -2,10 +2,10 @@
 
 The data boundary: every way data reaches a `keras_vae.VAE` (`fit`, `evaluate`,
 `elbo`, `iwae_bound`, `log_likelihood`) passes `check_data`, which checks
-batched-ness, shape, dtype, finiteness and the likelihood's support. Arrays,
-tensors and lists are checked whole at once; a `tf.data` dataset is checked
-from its element spec at once, and each of its batches in the input pipeline
-(`checked_batches`), before the training step sees it.
+batched-ness, shape, dtype, finiteness and the likelihood's support (whole numbers
+for a discrete one). Arrays, tensors and lists are checked whole at once; a
+`tf.data` dataset is checked from its element spec at once, and each of its
+batches in the input pipeline (`checked_batches`), before the training step sees it.
 """
 
 import contextlib
@@ -388,6 +388,9 @@ def _check_values(likelihood, x):
     finite = x[np.isfinite(x)] if non_finite else x
     low, high = (float(np.min(finite)), float(np.max(finite))) if finite.size else (0.0, 0.0)
     message = _values_message(likelihood, x.size, non_finite, low, high)
+    if message is None and getattr(likelihood, "integer", False) and x.dtype.kind == "f":
+        fractional = int(np.count_nonzero(x != np.round(x)))
+        message = _integer_message(likelihood, fractional, x.size) if fractional else None
     if message is not None:
         raise ValueError(message)
 
@@ -409,6 +412,14 @@ def _support_message(likelihood, low, high):
     return (
         f"Expected data in [{likelihood.support[0]}, {likelihood.support[1]}] for the "
         f"{type(likelihood).__name__} likelihood. Received: values in [{low}, {high}]."
+    )
+
+
+def _integer_message(likelihood, fractional, size):
+    # A discrete likelihood gives a value between its levels a meaningless, not an invalid, mass.
+    return (
+        f"Expected whole numbers for the {type(likelihood).__name__} likelihood, whose data "
+        f"are discrete levels. Received: {fractional} fractional values among {size}."
     )
 
 
@@ -438,6 +449,9 @@ def _batch_check(x, likelihood):
             (tf.reduce_min(x) >= low) & (tf.reduce_max(x) <= high)
         )
         valid &= in_support
+    integer = getattr(likelihood, "integer", False) and x.dtype.is_floating
+    if integer:
+        valid &= tf.reduce_all(tf.equal(x, tf.round(x)))
 
     def fail():
         is_finite = tf.math.is_finite(x)
@@ -447,6 +461,13 @@ def _batch_check(x, likelihood):
             template = _support_message(likelihood, "{}", "{}")
             support_message = tf.strings.format(template, (tf.reduce_min(x), tf.reduce_max(x)))
             message = tf.where(finite, support_message, message)
+            if integer:
+                fractional = tf.reduce_sum(tf.cast(tf.not_equal(x, tf.round(x)), tf.int64))
+                integer_message = tf.strings.format(
+                    _integer_message(likelihood, "{}", "{}"), (fractional, tf.size(x))
+                )
+                in_range = finite & (tf.reduce_min(x) >= low) & (tf.reduce_max(x) <= high)
+                message = tf.where(in_range, integer_message, message)
         return tf.debugging.Assert(False, [message])
 
     return tf.cond(valid, tf.no_op, fail)
