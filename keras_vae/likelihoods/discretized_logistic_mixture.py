@@ -29,8 +29,9 @@ class DiscretizedLogisticMixture(Likelihood):
         P(x = 255) = sum_k w_k [1 - sigmoid((254.5 - loc_k) / s_k)]
 
     so the 256 probabilities sum to 1. Built from TFP: a `MixtureSameFamily`
-    of `QuantizedDistribution(Logistic(loc - 0.5, scale), low=0, high=255)`,
-    whose `log_prob` is computed from log-CDFs and log-survival functions.
+    of `QuantizedDistribution(Logistic(loc - 0.5, scale), low=0, high=255)`;
+    `log_prob` computes the same numbers in closed form, with ops that stay
+    finite after TFLite conversion.
     Channels are independent given z (the decoder already sees all of z, so
     PixelCNN++'s autoregressive channel coupling is not used). The network
     predicts locations on [-1, 1] and scales relative to that range, as in
@@ -83,12 +84,41 @@ class DiscretizedLogisticMixture(Likelihood):
             high=float(MAX_VALUE),
         )
 
-    def distribution(self, parameters):
-        mixture = tfd.MixtureSameFamily(
+    def mixture(self, parameters):
+        """The mixture of each data dimension: batch shape `parameters["loc"].shape[:-1]`."""
+        return tfd.MixtureSameFamily(
             mixture_distribution=tfd.Categorical(logits=parameters["logits"]),
             components_distribution=self.components(parameters),
         )
-        return tfd.Independent(mixture, reinterpreted_batch_ndims=len(self.event_shape))
+
+    def distribution(self, parameters):
+        return tfd.Independent(
+            self.mixture(parameters), reinterpreted_batch_ndims=len(self.event_shape)
+        )
+
+    def log_prob(self, parameters, x):
+        # TFP's log_prob in closed form, with ops that stay finite after TFLite conversion
+        # (its softplus overflows to inf beyond ~88), on the event flattened to one axis
+        # (TFLite broadcasts up to rank 5: sample, batch, event and mixture axes). A bin
+        # (v - 0.5, v + 0.5] of a logistic, with u, l its edges in units of the scale s:
+        #   sigmoid(u) - sigmoid(l) = sigmoid(u) sigmoid(-l) (1 - exp(-(u - l))),  u - l = 1/s
+        # so log P = log_sigmoid(u) + log_sigmoid(-l) + log(-expm1(-1/s)), no cancellation;
+        # the edge values keep only their inner factor: log_sigmoid(u) at 0, log_sigmoid(-l)
+        # at 255.
+        def flatten(value, trailing=()):  # (..., *event_shape, *trailing) -> (..., size, ...)
+            leading = tf.shape(value)[: tf.rank(value) - len(self.event_shape) - len(trailing)]
+            return tf.reshape(value, tf.concat([leading, [self.event_size, *trailing]], 0))
+
+        flat = {name: flatten(value, (self.num_components,)) for name, value in parameters.items()}
+        x = flatten(tf.cast(x, tf.float32))[..., None]  # (..., event_size, 1)
+        inverse_scale = 1.0 / flat["scale"]
+        upper = (x + 0.5 - flat["loc"]) * inverse_scale
+        lower = (x - 0.5 - flat["loc"]) * inverse_scale
+        log_upper, log_lower = log_sigmoid(upper), log_sigmoid(-lower)
+        interior = log_upper + log_lower + tf.math.log(-tf.math.expm1(-inverse_scale))
+        log_mass = tf.where(x <= 0, log_upper, tf.where(x >= MAX_VALUE, log_lower, interior))
+        log_weights = tf.nn.log_softmax(flat["logits"], axis=-1)
+        return tf.reduce_sum(tf.reduce_logsumexp(log_weights + log_mass, axis=-1), axis=-1)
 
     def mean(self, parameters):
         # E[x] = sum_{t=0}^{254} P(x > t) exactly, with P(x > t) = sigmoid((loc - t - 0.5) / s)
@@ -108,3 +138,8 @@ class DiscretizedLogisticMixture(Likelihood):
             "num_components": self.num_components,
             "min_scale": self.min_scale,
         }
+
+
+def log_sigmoid(t):
+    """log(sigmoid(t)) = min(t, 0) - log(1 + exp(-|t|)): finite for every finite t."""
+    return tf.minimum(t, 0.0) - tf.math.log1p(tf.exp(-tf.abs(t)))
