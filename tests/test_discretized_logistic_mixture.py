@@ -190,3 +190,18 @@ def test_exports_match_the_model_in_tensorflow_litert_and_onnx(trained_dlm_vae, 
     paths = export_onnx(vae, tmp_path / "onnx")
     errors = compare_onnx(paths, folder, x[:20], batch_sizes=(1, 20))
     assert failures(errors, ONNX_TOLERANCE) == []
+
+
+def test_preset_models_8bit_fashion_mnist():
+    from keras_vae.presets import get_preset
+
+    preset = get_preset("dlm-fashion-mnist")
+    assert (preset.dataset, preset.preprocessing) == ("fashion_mnist", "8bit")
+    vae = preset.build_model(seed=0)
+    x = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype("uint8")
+    elbo = np.asarray(vae.elbo(x, seed=1))
+    assert isinstance(vae.likelihood, DLM) and vae.likelihood.num_components == 5
+    assert elbo.shape == (4,) and np.isfinite(elbo).all()
+    # The encoder sees [-1, 1]: its first layer rescales the 8-bit pixels.
+    rescaled = vae.encoder.layers[0](np.array([[0.0, 127.5, 255.0]]))
+    np.testing.assert_allclose(rescaled, [[-1.0, 0.0, 1.0]])

@@ -22,6 +22,10 @@ FAMILIES = {
     ),
     "bernoulli": (kv.likelihoods.Bernoulli, {}),
     "continuous_bernoulli": (kv.likelihoods.ContinuousBernoulli, {}),
+    "discretized_logistic_mixture": (
+        kv.likelihoods.DiscretizedLogisticMixture,
+        {"num_components": 3, "min_scale": 0.01},
+    ),
     "normal_predicted": (kv.likelihoods.Normal, {"scale": "predicted", "min_scale": 0.01}),
     "normal_learned": (kv.likelihoods.Normal, {"scale": "learned", "min_scale": 0.01}),
     "normal_fixed": (kv.likelihoods.Normal, {"scale": 0.5, "min_scale": 0.0}),
@@ -91,6 +95,10 @@ MODELS = {
     },
     "flow_bernoulli": lambda: {
         "posterior": kv.posteriors.InverseAutoregressiveFlow(hidden_units=[4], context_units=3),
+    },
+    "mixture_discretized_logistic": lambda: {  # binary x: two of the 256 levels
+        "prior": kv.priors.MixtureOfNormals(2),
+        "likelihood": kv.likelihoods.DiscretizedLogisticMixture(2),
     },
     "iwae_normal_predicted": lambda: {
         "likelihood": kv.likelihoods.Normal("predicted"),
