@@ -68,6 +68,7 @@ def gradient_variance(
     draws_per_call=None,
     objective=None,
     num_samples=None,
+    condition=None,
 ):
     """Mean, variance and SNR of each estimator's gradient, per parameter group.
 
@@ -84,6 +85,7 @@ def gradient_variance(
             the Jacobian under about 256 MB.
         objective: Measure the gradient of this objective instead of the model's.
         num_samples: ... with this many samples of z per example.
+        condition: The condition of each example, for a conditional VAE.
 
     Returns:
         A dict from estimator labels to dicts from group names (`GROUPS` with
@@ -102,7 +104,7 @@ def gradient_variance(
     """
     if not (isinstance(num_draws, int) and num_draws >= 2):
         raise ValueError(f"Expected `num_draws` >= 2. Received: num_draws={num_draws!r}")
-    x = np.asarray(check_data(vae, x))
+    x = tf.nest.map_structure(np.asarray, check_data(vae, x, condition))
     vae = with_objective(vae, objective, num_samples)
     if estimators is None:
         estimators = [
@@ -122,7 +124,10 @@ def gradient_variance(
         estimator = prepared(vae, estimator)
         draws = jacobian_function(vae, estimator, groups, draws_per_call)
         accumulator = Accumulator()
-        tiled = tf.constant(np.concatenate([x] * draws_per_call))
+        tiled = tf.nest.map_structure(
+            lambda value: tf.constant(np.concatenate([value] * draws_per_call)),
+            x,  # noqa: B023
+        )
         while accumulator.count < num_draws:
             accumulator.add(draws(tiled)[: num_draws - accumulator.count])
         results[label] = accumulator.statistics(groups)

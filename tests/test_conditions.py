@@ -166,6 +166,17 @@ def test_trained_model_samples_each_class_and_scores_its_own_condition_higher(tr
     assert evaluated == pytest.approx(float(np.mean(elbo)), abs=0.2)
 
 
+def test_gradient_variance_of_a_conditional_model(trained):
+    vae, _ = trained
+    x, labels = labelled(8, seed=3)
+    stats = kv.diagnostics.gradient_variance(
+        vae, x, ["reparameterization", "stl"], num_draws=3, condition=labels
+    )
+    for groups in stats.values():
+        summary = groups["encoder"].summary()
+        assert np.isfinite(summary["total_variance"]) and summary["total_variance"] > 0
+
+
 def test_keras_file_round_trip(trained, tmp_path):
     vae, _ = trained
     vae.save(tmp_path / "cvae.keras")
