@@ -10,6 +10,7 @@ import tensorflow_probability as tfp
 from helpers import run_serialization_test
 
 import keras_vae as kv
+from keras_vae import precision
 
 tfd = tfp.distributions
 
@@ -175,6 +176,24 @@ def test_gradient_variance_of_a_conditional_model(trained):
     for groups in stats.values():
         summary = groups["encoder"].summary()
         assert np.isfinite(summary["total_variance"]) and summary["total_variance"] > 0
+
+
+def test_mixed_float16_terms_match_float32_and_train():
+    x, labels = labelled(16)
+    inputs = {"x": x, "condition": labels}
+    with precision.policy("mixed_float16"):
+        mixed = make_cvae()
+    reference = make_cvae()
+    reference.set_weights(mixed.get_weights())
+    assert mixed.encoder(x).dtype == "float16"
+    noise = np.random.default_rng(1).standard_normal((2, 16, LATENT_DIM)).astype("float32")
+    terms = mixed.terms(inputs, noise=noise, log_weights=True)
+    expected = reference.terms(inputs, noise=noise, log_weights=True)
+    for key in terms:
+        assert terms[key].dtype == tf.float32
+        np.testing.assert_allclose(terms[key], expected[key], rtol=5e-3, atol=0.05)
+    history = mixed.fit(x, labels, batch_size=8, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
 
 
 def test_keras_file_round_trip(trained, tmp_path):
