@@ -55,8 +55,6 @@ class Estimator(keras.layers.Layer):
     objectives = ("elbo", "iwae")
     why_not = ""
     supports_free_bits = True
-    # Whether it holds with `latent_layers`, whose networks stay inside log q(z|x).
-    supports_latent_layers = True
 
     def build(self, data_shape):
         self.data_shape = tuple(int(d) for d in data_shape)
@@ -165,7 +163,6 @@ class StickingTheLanding(Estimator):
     objectives = ("elbo",)
     why_not = "it is biased for the IWAE bound (Tucker et al., 2019); use estimator='dreg'"
     supports_free_bits = False
-    supports_latent_layers = False
 
     def loss(self, vae, x, update=True):
         x, parameters, z = vae.sample_posterior(x, vae.num_samples)
@@ -174,7 +171,7 @@ class StickingTheLanding(Estimator):
         terms = objectives.bound_terms(
             log_likelihoods, vae.posterior_distribution(parameters), prior, z
         )
-        fixed_posterior = vae.posterior.held_distribution(parameters)
+        fixed_posterior = vae.held_posterior_distribution(parameters)
         log_ratio = objectives.log_density_ratio(fixed_posterior, prior, z)
         beta = tf.cast(vae.beta, log_ratio.dtype)
         surrogate = tf.reduce_mean(beta * log_ratio - log_likelihoods, axis=0)
@@ -212,7 +209,6 @@ class DReG(Estimator):
     identifier = "dreg"
     objectives = ("iwae",)
     why_not = "it estimates the gradient of the IWAE bound"
-    supports_latent_layers = False
 
     def loss(self, vae, x, update=True):
         x, parameters, z = vae.sample_posterior(x, vae.num_samples)
@@ -224,7 +220,7 @@ class DReG(Estimator):
         terms = objectives.bound_terms(
             log_likelihoods, vae.posterior_distribution(parameters), prior, z, log_weights=True
         )
-        fixed_posterior = vae.posterior.held_distribution(parameters)
+        fixed_posterior = vae.held_posterior_distribution(parameters)
         log_weights = log_likelihoods - objectives.log_density_ratio(fixed_posterior, prior, z)
         fixed_z = stop(z)
         fixed_log_weights = both[num_samples:] - objectives.log_density_ratio(
@@ -384,13 +380,6 @@ def check_applicable(vae):
             f"Expected objective in {estimator.objectives} with "
             f"estimator={estimator.identifier!r}: {estimator.why_not}. "
             f"Received: objective={vae.objective!r}"
-        )
-    if vae.latent_layers and not estimator.supports_latent_layers:
-        # Holding q(z_1|x)'s parameters constant would not hold the upper layers' networks.
-        raise ValueError(
-            f"Expected estimator 'reparameterization' or 'score_function' with `latent_layers`: "
-            f"{estimator.identifier!r} needs log q(z|x) at constant parameters, which the "
-            f"layers' networks compute from z. Received: estimator={estimator.identifier!r}"
         )
     check_non_negative("free_bits", vae.free_bits)
     if not vae.free_bits:

@@ -101,15 +101,22 @@ def _affine(distribution):
     return distribution.bijector
 
 
-def posterior_distribution(vae, parameters):
-    """q(z|x) = q(z_1|x) prod_i q(z_i|z_{i-1}) from q(z_1|x)'s `parameters`."""
+def posterior_distribution(vae, parameters, hold_weights=False):
+    """q(z|x) = q(z_1|x) prod_i q(z_i|z_{i-1}) from q(z_1|x)'s `parameters`.
+
+    With `hold_weights`, phi is held: q(z_1|x)'s parameters and the layers'
+    weights get no gradient, z does (for STL and DReG).
+    """
     layers = vae.latent_layers
 
     def link(block, below):
         if block == 0:
+            if hold_weights:
+                return _affine(vae.posterior.held_distribution(parameters))
             return _affine(vae.posterior.distribution(parameters))
         layer = layers[block - 1]
-        return _affine(layer.posterior.distribution(layer.posterior_parameters(below)))
+        below_parameters = layer.posterior_parameters(below, hold_weights)
+        return _affine(layer.posterior.distribution(below_parameters))
 
     sizes = [vae.latent_dim] + [layer.latent_dim for layer in layers]
     chain = MarkovChain(sizes, [None, *range(len(layers))], link, name="posterior_chain")

@@ -65,9 +65,13 @@ class LatentLayer(keras.layers.Layer):
         self.prior.build(features, (self.below_dim,))
         freeze_if_not_trainable(self)
 
-    def posterior_parameters(self, below):
-        """loc and scale of q(z_i|z_{i-1}) for `below` of shape `(..., below_dim)`."""
-        return _over_leading_axes(self.posterior, self.encoder, below, self.below_dim)
+    def posterior_parameters(self, below, hold_weights=False):
+        """loc and scale of q(z_i|z_{i-1}) for `below` of shape `(..., below_dim)`.
+
+        With `hold_weights`, the encoder's and family's weights get no gradient
+        (z_{i-1} still does): STL and DReG hold phi in log q(z|x).
+        """
+        return _over_leading_axes(self.posterior, self.encoder, below, self.below_dim, hold_weights)
 
     def prior_parameters(self, z):
         """loc and scale of p(z_{i-1}|z_i) for `z` of shape `(..., latent_dim)`."""
@@ -95,11 +99,20 @@ class LatentLayer(keras.layers.Layer):
         return cls(**config)
 
 
-def _over_leading_axes(family, network, inputs, size):
+def _over_leading_axes(family, network, inputs, size, hold_weights=False):
     # Networks flatten all but the batch axis: fold the sample axes into the batch.
     leading = tf.shape(inputs)[:-1]
-    parameters = family(network(tf.reshape(inputs, (-1, size))))
+    call = _with_held_weights if hold_weights else lambda layer, inputs: layer(inputs)
+    parameters = call(family, call(network, tf.reshape(inputs, (-1, size))))
     return {
         name: tf.reshape(value, tf.concat([leading, tf.shape(value)[1:]], 0))
         for name, value in parameters.items()
     }
+
+
+def _with_held_weights(layer, inputs):
+    # The layer's own computation, on its weights' values with the gradient stopped.
+    trainable = [tf.stop_gradient(variable.value) for variable in layer.trainable_variables]
+    non_trainable = [variable.value for variable in layer.non_trainable_variables]
+    outputs, _ = layer.stateless_call(trainable, non_trainable, inputs)
+    return outputs

@@ -271,6 +271,12 @@ class VAE(InferenceMixin, keras.Model):
             return hierarchy.posterior_distribution(self, parameters)
         return self.posterior.distribution(parameters)
 
+    def held_posterior_distribution(self, parameters):
+        """q(z|x) as a function of z alone, phi held constant (for STL and DReG)."""
+        if self.latent_layers:
+            return hierarchy.posterior_distribution(self, parameters, hold_weights=True)
+        return self.posterior.held_distribution(parameters)
+
     def reparameterize(self, parameters, noise):
         """z ~ q(z|x) from `posterior_parameters(x)` and N(0, I) noise `(..., latent_size)`."""
         if self.latent_layers:

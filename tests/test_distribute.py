@@ -147,8 +147,9 @@ def measure():
     start = make_vae(single, posterior="flow").get_weights()
     results["step_flow"] = compare_step((single, mirrored), start, x[:33], posterior="flow")
 
-    # Two stochastic layers: both chains of Gaussians on each replica's share, IWAE with k = 2.
-    options = {"latent_layers": "one", "objective": "iwae", "num_samples": 2}
+    # Two stochastic layers: both chains of Gaussians on each replica's share, IWAE with k = 2
+    # and DReG, whose held log q(z|x) runs the layers' networks on held weights.
+    options = {"latent_layers": "one", "objective": "iwae", "num_samples": 2, "estimator": "dreg"}
     start = make_vae(single, **options).get_weights()
     results["step_two_layers"] = compare_step((single, mirrored), start, x[:33], **options)
 
