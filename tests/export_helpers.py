@@ -21,6 +21,7 @@ from keras_vae.export import SIGNATURES, export_saved_model
 
 __all__ = [
     "KINDS",
+    "check_every_runtime",
     "expected_outputs",
     "exported",
     "make_inputs",
@@ -178,3 +179,51 @@ def _ancestral_sample(vae, eps):
 
 def _numpy(tensors):
     return {name: np.asarray(value) for name, value in tensors.items()}
+
+
+def check_every_runtime(vae, x, folder, tolerance=(1e-5, 1e-5)):
+    """Exports `vae` into `folder` and checks each runtime on the batch `x` (20 examples or more).
+
+    The SavedModel's signatures, in a process without keras_vae, against the in-memory
+    model within `tolerance` (atol, rtol); TFLite with builtins only, in LiteRT, and ONNX
+    against the SavedModel within their own tolerances.
+
+    Returns:
+        The expected outputs of each signature on `x[:5]`, by signature name.
+    """
+    import pytest
+    from test_export import run_in_fresh_process
+
+    from keras_vae.export import (
+        TOLERANCES,
+        LiteRTModel,
+        compare,
+        convert_saved_model,
+        failures,
+    )
+
+    saved_model = export_saved_model(vae, folder / "saved_model")
+    requests, expected = {}, {}
+    for signature in SIGNATURES:
+        requests[signature] = make_inputs(vae, signature, x[:5])
+        expected[signature] = expected_outputs(vae, signature, requests[signature])
+    results = run_in_fresh_process(
+        {(str(saved_model), name): inputs for name, inputs in requests.items()}, folder
+    )
+    atol, rtol = tolerance
+    for signature, outputs in expected.items():
+        received = results[str(saved_model), signature]
+        assert sorted(received) == sorted(outputs), signature
+        for name, value in outputs.items():
+            np.testing.assert_allclose(received[name], value, rtol=rtol, atol=atol, err_msg=name)
+    litert = LiteRTModel(convert_saved_model(saved_model, SIGNATURES))
+    errors = compare(litert, saved_model, x[:20], SIGNATURES, batch_sizes=(1, 20))
+    assert failures(errors, TOLERANCES["float32"]) == []
+    pytest.importorskip("tf2onnx")
+    pytest.importorskip("onnxruntime")
+    from keras_vae.export import compare_onnx, export_onnx
+    from keras_vae.export.onnx import ONNX_TOLERANCE
+
+    errors = compare_onnx(export_onnx(vae, folder / "onnx"), saved_model, x[:20], (1, 20))
+    assert failures(errors, ONNX_TOLERANCE) == []
+    return expected

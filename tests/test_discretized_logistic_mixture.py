@@ -4,20 +4,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_helpers import expected_outputs, make_inputs
+from export_helpers import check_every_runtime
 from helpers import load_mnist
-from test_export import run_in_fresh_process
 
 import keras_vae as kv
-from keras_vae.export import (
-    SIGNATURES,
-    TOLERANCES,
-    LiteRTModel,
-    compare,
-    convert_saved_model,
-    export_saved_model,
-    failures,
-)
 
 DLM = kv.likelihoods.DiscretizedLogisticMixture
 VALUES = np.arange(256, dtype="float64")
@@ -167,29 +157,8 @@ def test_trains_on_uint8_and_reports_bits_per_dim(trained_dlm_vae, tmp_path):
 
 def test_exports_match_the_model_in_tensorflow_litert_and_onnx(trained_dlm_vae, tmp_path):
     vae, x, _ = trained_dlm_vae
-    folder = export_saved_model(vae, tmp_path / "saved_model")
-    requests, expected = {}, {}
-    for signature in SIGNATURES:
-        inputs = make_inputs(vae, signature, x[:5])
-        requests[str(folder), signature] = inputs
-        expected[str(folder), signature] = expected_outputs(vae, signature, inputs)
-    results = run_in_fresh_process(requests, tmp_path)
-    for key, outputs in expected.items():
-        assert sorted(results[key]) == sorted(outputs), key
-        for name, value in outputs.items():
-            np.testing.assert_allclose(results[key][name], value, rtol=1e-4, atol=1e-3)
-    # TFLite builtins only, run in LiteRT.
-    litert = LiteRTModel(convert_saved_model(folder, SIGNATURES))
-    errors = compare(litert, folder, x[:20], SIGNATURES, batch_sizes=(1, 20))
-    assert failures(errors, TOLERANCES["float32"]) == []
-    pytest.importorskip("tf2onnx")
-    pytest.importorskip("onnxruntime")
-    from keras_vae.export import compare_onnx, export_onnx
-    from keras_vae.export.onnx import ONNX_TOLERANCE
-
-    paths = export_onnx(vae, tmp_path / "onnx")
-    errors = compare_onnx(paths, folder, x[:20], batch_sizes=(1, 20))
-    assert failures(errors, ONNX_TOLERANCE) == []
+    expected = check_every_runtime(vae, x, tmp_path, tolerance=(1e-3, 1e-4))
+    assert sorted(expected["decode"]) == ["loc", "logits", "mean", "scale"]
 
 
 def test_preset_models_8bit_fashion_mnist():

@@ -4,20 +4,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from export_helpers import expected_outputs, make_inputs, mnist
-from test_export import run_in_fresh_process
+from export_helpers import check_every_runtime, mnist
 
 import keras_vae as kv
 from keras_vae import objectives
-from keras_vae.export import (
-    SIGNATURES,
-    TOLERANCES,
-    LiteRTModel,
-    compare,
-    convert_saved_model,
-    export_saved_model,
-    failures,
-)
 from keras_vae.networks import MADE
 from keras_vae.presets import get_preset
 
@@ -277,30 +267,8 @@ def test_bounds_take_log_q_from_the_draw_not_from_the_sequential_inverse(
 
 def test_exports_match_the_model_in_tensorflow_litert_and_onnx(trained_flow_vae, tmp_path):
     vae, x, _ = trained_flow_vae
-    folder = export_saved_model(vae, tmp_path / "saved_model")
-    requests, expected = {}, {}
-    for signature in SIGNATURES:
-        inputs = make_inputs(vae, signature, x[:5])
-        requests[str(folder), signature] = inputs
-        expected[str(folder), signature] = expected_outputs(vae, signature, inputs)
-    results = run_in_fresh_process(requests, tmp_path)
-    for key, outputs in expected.items():
-        assert sorted(results[key]) == sorted(outputs), key
-        for name, value in outputs.items():
-            np.testing.assert_allclose(results[key][name], value, rtol=1e-5, atol=1e-5)
-    assert sorted(expected[str(folder), "encode"]) == ["base_loc", "base_scale", "context", "loc"]
-    # TFLite builtins only, run in LiteRT.
-    litert = LiteRTModel(convert_saved_model(folder, SIGNATURES))
-    errors = compare(litert, folder, x[:20], SIGNATURES, batch_sizes=(1, 20))
-    assert failures(errors, TOLERANCES["float32"]) == []
-    pytest.importorskip("tf2onnx")
-    pytest.importorskip("onnxruntime")
-    from keras_vae.export import compare_onnx, export_onnx
-    from keras_vae.export.onnx import ONNX_TOLERANCE
-
-    paths = export_onnx(vae, tmp_path / "onnx")
-    errors = compare_onnx(paths, folder, x[:20], batch_sizes=(1, 20))
-    assert failures(errors, ONNX_TOLERANCE) == []
+    expected = check_every_runtime(vae, x, tmp_path)
+    assert sorted(expected["encode"]) == ["base_loc", "base_scale", "context", "loc"]
 
 
 def test_flow_closes_the_gap_a_diagonal_gaussian_cannot_on_a_correlated_posterior():
