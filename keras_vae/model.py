@@ -9,6 +9,7 @@ from keras_vae.importance import DEFAULT_MEMORY_BUDGET
 from keras_vae.inference import InferenceMixin
 from keras_vae.latent_layer import LatentLayer
 from keras_vae.likelihoods import Bernoulli
+from keras_vae.noise import noise_algorithm
 from keras_vae.posteriors import DiagonalNormal, FullCovarianceNormal
 from keras_vae.priors import StandardNormal, VampPrior
 from keras_vae.priors.temperature import tempered_sample
@@ -333,7 +334,7 @@ class VAE(InferenceMixin, keras.Model):
         if tf.distribute.get_strategy().num_replicas_in_sync > 1:
             replica = tf.distribute.get_replica_context().replica_id_in_sync_group
             seed = tf.random.experimental.stateless_fold_in(seed, replica)
-        return tf.random.stateless_normal(shape, seed=seed)
+        return tf.random.stateless_normal(shape, seed=seed, alg=noise_algorithm())
 
     def sample_posterior(self, x, num_samples=1, noise=None):
         """x in the model's dtype, q(z|x)'s parameters and reparameterized z.
@@ -480,9 +481,10 @@ class VAE(InferenceMixin, keras.Model):
         Keras's "auto" leaves XLA off on CPU-only machines; the AEVB MNIST step
         trains about 1.2x (batch 100) and 1.5x (batch 1000) faster with it on a
         2-core Xeon (`tools/benchmark.py`, contender `keras_vae_no_xla`). So here
-        "auto" means XLA except under a `tf.distribute` strategy (XLA cannot
-        place its replicated variables); Keras still falls back, with a warning,
-        where XLA is unsupported (op determinism).
+        "auto" means XLA except under a `tf.distribute` strategy of several
+        replicas (XLA cannot reach replicated variables on other devices); a
+        one-replica strategy keeps it, so it trains as fast as none. Keras still
+        falls back, with a warning, where XLA is unsupported (op determinism).
         """
         check_compile_arguments(
             loss=loss,
@@ -491,7 +493,8 @@ class VAE(InferenceMixin, keras.Model):
             weighted_metrics=kwargs.get("weighted_metrics"),
         )
         if jit_compile == "auto":
-            jit_compile = self._distribute_strategy is None
+            strategy = self._distribute_strategy
+            jit_compile = strategy is None or strategy.num_replicas_in_sync == 1
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
 
     def compile_from_config(self, config):

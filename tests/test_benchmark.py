@@ -22,6 +22,7 @@ def test_benchmark_reports_every_contender_ratio_and_environment(shared_data, ca
     for name, measured in contenders.items():
         assert len(measured["examples_per_second_per_round"]) == 2, name
         assert measured["examples_per_second"] > 0, name
+        assert measured["examples_per_cpu_second"] > 0, name
     assert contenders["keras_vae"]["jit_compile"] is True  # the default on CPU
     faster = max(
         ("keras_io", "pytorch_examples"),

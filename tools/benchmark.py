@@ -15,13 +15,17 @@ binarized MNIST held as an in-memory array. Contenders, each as its users write 
 
 plus, with `--contenders`, variants for development: `keras_vae_no_xla` (`jit_compile=False`),
 `keras_vae_tf_data` (an in-memory `tf.data` pipeline instead of the array) and
-`keras_vae_mirrored` (built and trained under a one-replica `MirroredStrategy`).
+`keras_vae_mirrored` (built and trained under a one-replica `MirroredStrategy`) and
+`keras_vae_philox` (noise drawn with XLA's Philox, which `keras_vae.noise` replaced).
 Every contender is built once per (precision, batch size), warmed up, then timed in
 `--repeats` rounds; each round trains every contender on the same `--examples` examples,
 in an order that rotates, so drift in machine load hits all of them. Reported: the median
 examples/s, the ratio of keras_vae to the faster template peer (of medians, and the median
 of ratios within a round, the steadier figure on a busy machine), and the fraction of the
-ceiling. Under bfloat16, keras_vae runs under Keras's `mixed_bfloat16` policy; the keras.io
+ceiling. Each contender's examples per CPU-second of the process (all its threads) is
+reported beside: on a machine shared with other work it is the steadier measure of the
+work an example costs, though only wall-clock time on a quiet machine is a speed.
+Under bfloat16, keras_vae runs under Keras's `mixed_bfloat16` policy; the keras.io
 structure breaks under it (its `Sampling` mixes float32 noise with bfloat16 parameters), so
 it is left out there.
 
@@ -314,6 +318,15 @@ class MatmulCeiling:
 # === Timing ===
 
 
+def draw_noise_with_philox(vae):
+    """Makes `vae` draw its noise with Philox inside XLA too, as before `keras_vae.noise`."""
+
+    def standard_normal(shape):
+        return tf.random.stateless_normal(shape, seed=vae.stateless_seed(), alg="philox")
+
+    vae.standard_normal = standard_normal
+
+
 def build_contenders(names, batch_size, precision_name):
     policy = POLICIES[precision_name]
     bfloat16 = precision_name == "bfloat16"
@@ -326,11 +339,15 @@ def build_contenders(names, batch_size, precision_name):
             with strategy.scope() if mirrored else contextlib.nullcontext():
                 with precision.policy(policy):
                     model = aevb_vae()
+                model.build((None, DATA_DIM))  # variables of a strategy are created in its scope
+            if name == "keras_vae_philox":
+                draw_noise_with_philox(model)
             options = {
                 "keras_vae": {},
                 "keras_vae_no_xla": {"jit_compile": False},
                 "keras_vae_tf_data": {"tf_data": True},
                 "keras_vae_mirrored": {},
+                "keras_vae_philox": {},
             }[name]
             with strategy.scope() if mirrored else contextlib.nullcontext():
                 contenders[name] = KerasFit(model, batch_size, **options)
@@ -349,25 +366,32 @@ def time_rounds(contenders, x, repeats):
     for name in names:  # warm-up: tracing, XLA compilation, allocator growth
         contenders[name].train(x[: len(x) // 4])
     seconds = {name: [] for name in names}
+    cpu_seconds = {name: [] for name in names}
     for repeat in range(repeats):
         shift = repeat % len(names)
         for name in names[shift:] + names[:shift]:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             loss = contenders[name].train(x)
             seconds[name].append(time.perf_counter() - started)
+            cpu_seconds[name].append(time.process_time() - cpu_started)
             log(
                 f"  round {repeat + 1}/{repeats} {name}: {seconds[name][-1]:.2f} s, loss {loss:.1f}"
             )
-    return seconds
+    return seconds, cpu_seconds
 
 
-def summarize(contenders, seconds, num_examples, fp32_ceiling=None):
+def summarize(contenders, seconds, num_examples, fp32_ceiling=None, cpu_seconds=None):
     results = {}
     for name, times in seconds.items():
         rates = [num_examples / value for value in times]
         results[name] = {
             "examples_per_second": statistics.median(rates),
             "examples_per_second_per_round": rates,
+            **(
+                {"examples_per_cpu_second": num_examples / statistics.median(cpu_seconds[name])}
+                if cpu_seconds
+                else {}
+            ),
             **contenders[name].describe(),
         }
     summary = {"contenders": results}
@@ -429,6 +453,7 @@ CONTENDERS = (
     "keras_vae_no_xla",
     "keras_vae_tf_data",
     "keras_vae_mirrored",
+    "keras_vae_philox",
 )
 
 
@@ -455,13 +480,14 @@ def main(argv=None):
         for batch_size in args.batch_sizes:
             log(f"{precision_name}, batch {batch_size}:")
             contenders = build_contenders(args.contenders, batch_size, precision_name)
-            seconds = time_rounds(contenders, x, args.repeats)
+            seconds, cpu_seconds = time_rounds(contenders, x, args.repeats)
             fp32 = results.get(f"float32/batch_{batch_size}", {}).get("contenders", {})
             results[f"{precision_name}/batch_{batch_size}"] = summarize(
                 contenders,
                 seconds,
                 len(x),
                 fp32.get("ceiling", {}).get("examples_per_second"),
+                cpu_seconds,
             )
     report = {
         "benchmark": "training throughput, AEVB MNIST MLP 784-500-20 tanh Bernoulli, Adam",
