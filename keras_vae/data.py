@@ -77,6 +77,7 @@ def load(
     validation_size=0,
     manual_dir=None,
     data_dir=None,
+    max_examples=None,
 ):
     """Returns a TFDS image dataset as a preprocessed, batched `tf.data.Dataset`.
 
@@ -101,6 +102,8 @@ def load(
             named `name`. Defaults to `$KERAS_VAE_MANUAL_DIR`, then TFDS's
             `<data_dir>/downloads/manual`.
         data_dir: TFDS data directory for prepared datasets; defaults to TFDS's.
+        max_examples: Only the first `max_examples` examples of the split, or `None` for
+            all: quick runs read and decode no more than they use.
 
     Returns:
         A `tf.data.Dataset` of `x` (or `(x, label)`), `x` shaped `(batch, H, W, C)` (or
@@ -113,6 +116,11 @@ def load(
     >>> vae.fit(train, epochs=10)  # doctest: +SKIP
     """
     _check_arguments(name, preprocessing, batch_size, seed, validation_size)
+    if max_examples is not None and not (is_integer(max_examples) and max_examples > 0):
+        raise ValueError(
+            "Expected `max_examples` to be a positive integer or None. "
+            f"Received: max_examples={max_examples!r}"
+        )
     builder = _builder(name, data_dir)
     _check_dataset(builder, batch_size, with_labels)
     _prepare(builder, manual_dir)
@@ -129,6 +137,8 @@ def load(
             f"of {name!r}. Received: validation_size={validation_size}"
         )
     dataset = builder.as_dataset(split=split_names[split], shuffle_files=False)
+    if max_examples is not None:
+        dataset = dataset.take(max_examples)
     return _pipeline(dataset, preprocessing, batch_size, shuffle, seed, drop_remainder, with_labels)
 
 

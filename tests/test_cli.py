@@ -36,6 +36,7 @@ from keras_vae.run_dir import RunDir
 KERAS_VAE = Path(sys.executable).with_name("keras-vae")
 TIMEOUT = 600  # Seconds per command: generous, as the machine may be shared.
 EPOCHS, STEPS = 2, 100
+MAX_EXAMPLES = EPOCHS * STEPS * 100  # the batches the steps take, and no more to decode
 
 # No command may download: a proxy on a closed local port refuses every connection at once.
 NO_NETWORK = {f"{scheme}_proxy": "http://127.0.0.1:9" for scheme in ("http", "https")}
@@ -215,6 +216,7 @@ def train_args(run_dir, data_dir, epochs=EPOCHS):
     return (
         *("train", "--run-dir", run_dir, "--epochs", epochs, "--steps-per-epoch", STEPS),
         *("--learning-rate", 0.002, "--seed", 3, "--data-dir", data_dir, "--verbose", 2),
+        *("--max-examples", MAX_EXAMPLES),
     )
 
 
@@ -406,6 +408,7 @@ def test_train_writes_the_run(commands, run_dir, tfds_data_dir):
         "kl_warmup_epochs": 0,
         "condition": "none",
         "latent_dim": 2,
+        "max_examples": MAX_EXAMPLES,
     }
 
     vae = run_dir.load_model()

@@ -58,6 +58,17 @@ def test_mnist_shapes_counts_and_dtypes(data_dir):
     assert test.element_spec == tf.TensorSpec((None, 28, 28, 1), tf.float32)
 
 
+def test_max_examples_are_the_first_of_the_split(data_dir):
+    first = data.load("mnist", "test", "8bit", batch_size=7, max_examples=7, data_dir=data_dir)
+    whole = data.load("mnist", "test", "8bit", batch_size=7, data_dir=data_dir)
+    np.testing.assert_array_equal(one_batch(first), next(whole.as_numpy_iterator()))
+    shuffled = data.load(
+        "mnist", "test", "8bit", batch_size=30, shuffle=True, max_examples=30, data_dir=data_dir
+    )
+    first = data.load("mnist", "test", "8bit", batch_size=30, max_examples=30, data_dir=data_dir)
+    assert rows(one_batch(shuffled)) == rows(one_batch(first))  # shuffled among themselves
+
+
 def test_8bit_is_the_idx_test_set_with_its_labels(data_dir):
     x, y = one_batch(
         data.load("mnist", "test", "8bit", batch_size=10000, with_labels=True, data_dir=data_dir)
@@ -174,6 +185,7 @@ def test_drop_remainder(data_dir):
         ({"name": "mnist", "batch_size": 0}, "Received: batch_size=0"),
         ({"name": "mnist", "validation_size": -1}, "Received: validation_size=-1"),
         ({"name": "mnist", "split": "valid", "validation_size": 5}, "split='valid'"),
+        ({"name": "mnist", "max_examples": 0}, "Received: max_examples=0"),
     ],
 )
 def test_bad_arguments_raise_value_error(data_dir, kwargs, message):

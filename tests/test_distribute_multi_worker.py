@@ -240,6 +240,7 @@ def train_argv(run_dir, data_dir, epochs, steps_per_epoch):
         *("--run-dir", str(run_dir), "--data-dir", str(data_dir), "--verbose", "2"),
         *("--epochs", str(epochs), "--steps-per-epoch", str(steps_per_epoch)),
         *("--validation-size", "1000", "--seed", "0"),
+        *("--max-examples", "30000"),  # at most 3 epochs of 100 steps of 100
     ]
 
 

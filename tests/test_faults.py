@@ -63,6 +63,7 @@ def train_args(run_dir, data_dir):
     return (
         *("train", "--run-dir", run_dir, "--epochs", EPOCHS, "--steps-per-epoch", STEPS),
         *("--batch-size", 1000, "--seed", 5, "--data-dir", data_dir, "--verbose", 0),
+        *("--max-examples", EPOCHS * STEPS * 1000),  # what the steps use, and no more to decode
     )
 
 

@@ -165,6 +165,7 @@ def test_cli_trains_under_the_precision_it_records(tmp_path, tfds_data_dir):
     run_dir = RunDir(tmp_path / "run")
     argv = ["train", "--run-dir", str(run_dir.root), "--precision", "mixed_bfloat16"]
     argv += ["--epochs", "1", "--steps-per-epoch", "3", "--data-dir", str(tfds_data_dir)]
+    argv += ["--max-examples", "300"]
     assert main([*argv, "--verbose", "0"]) == 0
     assert run_dir.read_json(run_dir.config)["precision"] == "mixed_bfloat16"
     assert keras.config.dtype_policy().name == "float32"  # restored after the run

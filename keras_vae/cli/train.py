@@ -60,6 +60,7 @@ class RunConfig:
     free_bits: float = 0.0
     condition: str = "none"
     latent_dim: int | None = None
+    max_examples: int | None = None
 
 
 def add_parser(subparsers):
@@ -109,6 +110,11 @@ def add_parser(subparsers):
     )
     parser.add_argument(
         "--steps-per-epoch", type=positive_int, help="default: one pass over the data"
+    )
+    parser.add_argument(
+        "--max-examples",
+        type=positive_int,
+        help="use only the first N examples of each split (quick runs; default: all)",
     )
     parser.add_argument(
         "--jit-compile",
@@ -173,6 +179,7 @@ def make_config(args):
         free_bits=args.free_bits,
         condition=pick(args.condition, preset.condition),
         latent_dim=args.latent_dim,
+        max_examples=args.max_examples,
     )
     if config.kl_warmup_epochs and config.objective != "elbo":
         raise ValueError(
@@ -232,6 +239,7 @@ def run(args):
         manual_dir=config.manual_dir,
         data_dir=config.data_dir,
         with_labels=conditional,  # (x, label) batches: the label is the condition
+        max_examples=config.max_examples,
     )
     # Every worker shuffles with the same seed, so their shares of each global batch are disjoint.
     drop_remainder = config.strategy == "tpu"
