@@ -264,3 +264,15 @@ def test_a_latent_hierarchy_is_tempered_in_every_layer():
     np.testing.assert_allclose(embeddings, vae.posterior_parameters(x)["loc"], atol=1e-6)
     path = np.asarray(vae.interpolate(x[:3], x[3:], steps=4))
     np.testing.assert_allclose(path[:, -1], vae.reconstruct(x[3:]), rtol=1e-5, atol=1e-6)
+
+
+def test_a_flow_posterior_embeds_the_point_it_decodes():
+    keras.utils.set_random_seed(4)
+    posterior = kv.posteriors.InverseAutoregressiveFlow(hidden_units=[4], context_units=3)
+    vae = tiny_vae(data_shape=DATA_SHAPE, latent_dim=3, posterior=posterior)
+    x = binary_data(6)
+    loc = np.asarray(vae.posterior_parameters(x)["loc"])  # z at eps = 0, through the flow
+    np.testing.assert_allclose(vae.embed(x), loc, atol=1e-6)
+    np.testing.assert_allclose(vae.encoder_model()(x), loc, atol=1e-6)
+    path = np.asarray(vae.interpolate(x[:3], x[3:], steps=3))
+    np.testing.assert_allclose(path[:, 0], vae.reconstruct(x[:3]), rtol=1e-5, atol=1e-6)
