@@ -170,6 +170,7 @@ def test_ctrl_c_then_the_same_command_resumes(tmp_path, tfds_data_dir):
     run_dir, epochs = RunDir(tmp_path / "run"), 4
     args = [str(KERAS_VAE), *map(str, train_args(run_dir.root, tfds_data_dir))]
     args[args.index("--epochs") + 1] = str(epochs)
+    args[args.index("--max-examples") + 1] = str(epochs * STEPS * 1000)
     record = run_dir.backup / "training_metadata.json"
     with open(tmp_path / "stderr", "w+") as stderr:
         process = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=stderr)
