@@ -91,13 +91,17 @@ def _assert_dicts_close(actual, expected):
         np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6)
 
 
-def tiny_vae(data_shape=(6,), latent_dim=2, units=8, **kwargs):
-    """A small MLP VAE, built for `data_shape` and compiled with Adam."""
+def tiny_vae(data_shape=(6,), latent_dim=2, units=8, jit_compile=False, **kwargs):
+    """A small MLP VAE, built for `data_shape` and compiled with Adam.
+
+    Without XLA unless asked: compiling a tiny model's steps with XLA takes longer
+    than the steps a test runs. Tests of the default (XLA) path compile it themselves.
+    """
     vae = kv.VAE(
         kv.networks.MLP([units], "tanh"), kv.networks.MLP([units], "tanh"), latent_dim, **kwargs
     )
     vae.build((None, *data_shape))
-    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=jit_compile)
     return vae
 
 

@@ -115,7 +115,7 @@ def test_model_saving_mlp(name, tmp_path):
     vae = kv.VAE(
         kv.networks.MLP([8], "tanh"), kv.networks.MLP([8], "tanh"), 2, seed=3, **MODELS[name]()
     )
-    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)  # tiny: XLA costs more
     vae.fit(x, batch_size=8, epochs=1, verbose=0)
     loaded = run_model_saving_test(vae, x, tmp_path / "model.keras")
     for family in ("prior", "posterior", "likelihood"):
@@ -131,7 +131,7 @@ def test_model_saving_conv(tmp_path):
         latent_dim=2,
         seed=3,
     )
-    vae.compile(optimizer=keras.optimizers.Adam(1e-2))
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
     vae.fit(x, batch_size=4, epochs=1, verbose=0)
     loaded = run_model_saving_test(vae, x, tmp_path / "model.keras")
     assert isinstance(loaded.encoder, kv.networks.ConvEncoder)
