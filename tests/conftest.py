@@ -6,7 +6,15 @@ import pytest
 
 # The modules that run many `keras-vae` processes take minutes; started first, they run beside
 # the short ones instead of after them (pytest-xdist hands out files in collection order).
-LONG_MODULES = ("test_faults.py", "test_cli.py", "test_distribute_multi_worker.py")
+LONG_MODULES = (
+    "test_faults.py",
+    "test_cli.py",
+    "test_distribute_multi_worker.py",
+    "test_distribute.py",
+    "test_readme.py",
+    "test_export.py",
+    "test_data.py",
+)
 
 
 def pytest_collection_modifyitems(items):

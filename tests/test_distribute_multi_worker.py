@@ -269,10 +269,10 @@ def test_multi_worker_training_from_the_command_line(cluster, tmp_path, data_dir
     # worker gets its own, as on a cluster without a shared file system.
     run_dirs = [tmp_path / "chief", tmp_path / "worker1"]
     started = time.perf_counter()
-    cluster.start(lambda index: train_argv(run_dirs[index], data_dir, 3, 100))
+    cluster.start(lambda index: train_argv(run_dirs[index], data_dir, 3, 50))
     exit_codes = cluster.wait()
     seconds = time.perf_counter() - started
-    print(f"two workers, 300 steps: {seconds:.0f} s wall")
+    print(f"two workers, 150 steps: {seconds:.0f} s wall")
     assert exit_codes == [0, 0], cluster.output(0)[-3000:] + cluster.output(1)[-3000:]
 
     assert {path.name for path in run_dirs[0].iterdir()} == CHIEF_FILES
@@ -295,7 +295,7 @@ def test_multi_worker_training_from_the_command_line(cluster, tmp_path, data_dir
     trained_elbo = elbo_on_test_split(trained, data_dir)
     initial_elbo = elbo_on_test_split(initial, data_dir)
     print(f"test ELBO {initial_elbo:.1f} at initialization, {trained_elbo:.1f} trained")
-    assert trained_elbo > initial_elbo + 200  # Measured: about -543 and -140.
+    assert trained_elbo > initial_elbo + 200  # Measured: about -553 and -160.
     metrics = json.loads((run_dirs[0] / "metrics.json").read_text())
     assert metrics["test"]["elbo"] == pytest.approx(trained_elbo, abs=3)
 
