@@ -15,7 +15,8 @@ binarized MNIST held as an in-memory array. Contenders, each as its users write 
 
 plus, with `--contenders`, variants for development: `keras_vae_no_xla` (`jit_compile=False`),
 `keras_vae_tf_data` (an in-memory `tf.data` pipeline instead of the array) and
-`keras_vae_mirrored` (built and trained under a one-replica `MirroredStrategy`) and
+`keras_vae_mirrored` (built and trained under a one-replica `MirroredStrategy`),
+`keras_vae_one_step` (`steps_per_execution=1`: one XLA computation per step) and
 `keras_vae_philox` (noise drawn with XLA's Philox, which `keras_vae.noise` replaced).
 Every contender is built once per (precision, batch size), warmed up, then timed in
 `--repeats` rounds; each round trains every contender on the same `--examples` examples,
@@ -30,7 +31,7 @@ structure breaks under it (its `Sampling` mixes float32 noise with bfloat16 para
 it is left out there.
 
     python tools/benchmark.py [--batch-sizes 100 1000] [--precisions float32 bfloat16]
-        [--examples 20000] [--repeats 5] [--contenders ...] [--data-dir DIR]
+        [--examples 60000] [--repeats 5] [--contenders ...] [--data-dir DIR]
 
 Prints one JSON object to stdout (environment, settings, results); progress goes to stderr.
 Torch is optional (`pip install keras-vae[bench]`); without it that contender is skipped.
@@ -345,6 +346,7 @@ def build_contenders(names, batch_size, precision_name):
             options = {
                 "keras_vae": {},
                 "keras_vae_no_xla": {"jit_compile": False},
+                "keras_vae_one_step": {"steps_per_execution": 1},
                 "keras_vae_tf_data": {"tf_data": True},
                 "keras_vae_mirrored": {},
                 "keras_vae_philox": {},
@@ -363,8 +365,8 @@ def build_contenders(names, batch_size, precision_name):
 def time_rounds(contenders, x, repeats):
     """`{name: [seconds of each round]}`; the order of contenders rotates every round."""
     names = list(contenders)
-    for name in names:  # warm-up: tracing, XLA compilation, allocator growth
-        contenders[name].train(x[: len(x) // 4])
+    for name in names:  # warm-up: tracing, XLA compilation of every shape, allocator growth
+        contenders[name].train(x)
     seconds = {name: [] for name in names}
     cpu_seconds = {name: [] for name in names}
     for repeat in range(repeats):
@@ -451,6 +453,7 @@ CONTENDERS = (
     "pytorch_examples",
     "ceiling",
     "keras_vae_no_xla",
+    "keras_vae_one_step",
     "keras_vae_tf_data",
     "keras_vae_mirrored",
     "keras_vae_philox",
@@ -461,7 +464,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 1000])
     parser.add_argument("--precisions", nargs="+", choices=POLICIES, default=list(POLICIES))
-    parser.add_argument("--examples", type=int, default=20000, help="examples per round")
+    parser.add_argument("--examples", type=int, default=60000, help="examples per round")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds")
     parser.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS[:4]))
     parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="MNIST IDX .gz files")
