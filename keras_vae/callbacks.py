@@ -20,9 +20,11 @@ class KLWarmup(keras.callbacks.Callback):
         beta = target * min(1, (epoch * S + step) / (epochs * S))
 
     and, when S is unknown, `target * min(1, epoch / epochs)` for the whole
-    epoch. The schedule is a function of the epoch and step that `fit`
-    passes, so a run resumed by `BackupAndRestore` (which restarts at the
-    epoch after its last backup) continues it where it was. Needs
+    epoch. Steps that run in blocks (`steps_per_execution`) share the beta
+    set before their block, as batch-level callbacks run once per block.
+    The schedule is a function of the epoch and step that `fit` passes, so
+    a run resumed by `BackupAndRestore` (which restarts at the epoch after
+    its last backup) continues it where it was. Needs
     `objective="elbo"`: the IWAE bound has no KL term.
 
     Args:
@@ -33,7 +35,7 @@ class KLWarmup(keras.callbacks.Callback):
 
     >>> import numpy as np, keras_vae as kv
     >>> vae = kv.VAE(kv.networks.MLP([8]), kv.networks.MLP([8]), latent_dim=2)
-    >>> vae.compile(optimizer="adam")
+    >>> vae.compile(optimizer="adam", steps_per_execution=1)  # beta set before every step
     >>> x = (np.random.rand(32, 4) < 0.5).astype("float32")
     >>> _ = vae.fit(x, batch_size=8, epochs=2, callbacks=[KLWarmup(4)], verbose=0)
     >>> float(vae.beta)  # 8 of the 16 warm-up steps done; the last set 7/16

@@ -69,13 +69,15 @@ def fuses(model):
     )
 
 
-def fused_function(model, step_function, steps, resident=False):
+def fused_function(model, step_function, steps, logs_function, resident=False):
     """A Keras train (or test) function running `steps` steps per call as one XLA block.
 
     Args:
         model: A compiled Keras model on one replica, with `jit_compile`.
         step_function: Its `train_step` or `test_step`.
         steps: Steps per call.
+        logs_function: The logs after a step, from the model's state (its
+            metrics): what `step_function` returns.
         resident: Whether, inside `resident_data`, the iterator yields indices
             into the model's resident arrays, gathered inside XLA.
 
@@ -92,27 +94,28 @@ def fused_function(model, step_function, steps, resident=False):
         indices = tf.nest.flatten(batch)[0]
         return tuple(None if array is None else tf.gather(array, indices) for array in data)
 
-    def step(batch, data):  # returns the replica's logs
-        outputs = strategy.run(lambda batch, data: step_function(select(batch, data)), (batch, data))
+    def on_replica(function, *args):
+        outputs = strategy.run(function, args=args)
         return strategy.experimental_local_results(outputs)[0]
+
+    def step_on_replica(batch, data):
+        return step_function(select(batch, data))
 
     @tf.function(jit_compile=True, reduce_retracing=True)
     def one_step(batch, data):
-        return step(batch, data)
+        return on_replica(step_on_replica, batch, data)
 
     @tf.function(jit_compile=True, reduce_retracing=True)
     def block(batches, count, data):  # each leaf (steps, batch, ...); the first `count` run
-        def batch_at(index):
-            return tf.nest.map_structure(lambda leaf: leaf[index], batches)
-
         def body(index):
-            step(batch_at(index), data)
+            batch = tf.nest.map_structure(lambda leaf: leaf[index], batches)
+            on_replica(step_on_replica, batch, data)
             return (index + 1,)
 
         # The loop is outside the replica function, whose optimizer may synchronize
-        # replicas; all but the last step run in it, the last one gives the logs.
-        tf.while_loop(lambda index: index < count - 1, body, (tf.constant(0),))
-        return step(batch_at(count - 1), data)
+        # replicas. One copy of the step in the program: the logs come from the metrics.
+        tf.while_loop(lambda index: index < count, body, (tf.constant(0),))
+        return on_replica(logs_function)
 
     def function(iterator):
         data = model._resident_data if resident else None

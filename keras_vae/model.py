@@ -464,6 +464,10 @@ class VAE(InferenceMixin, keras.Model):
             (self.reconstruction_tracker, "reconstruction"),
         ):
             tracker.update_state(terms[name], sample_weight=sample_weight)
+        return self.metric_logs()
+
+    def metric_logs(self):
+        """The metrics' results so far, as `train_step` and `test_step` return them."""
         # Under multi-worker training Keras 3 cannot reduce scalar logs; see `reducible_logs`.
         return distribute.reducible_logs({metric.name: metric.result() for metric in self.metrics})
 
@@ -550,7 +554,7 @@ class VAE(InferenceMixin, keras.Model):
             return super_method(force=force)
         if force or (kind, steps) not in self._block_functions:
             self._block_functions[kind, steps] = fused_steps.fused_function(
-                self, step_function, steps, resident=kind == "train"
+                self, step_function, steps, self.metric_logs, resident=kind == "train"
             )
         setattr(self, f"_{kind}_steps", steps)
         setattr(self, f"{kind}_function", self._block_functions[kind, steps])
@@ -617,7 +621,11 @@ class VAE(InferenceMixin, keras.Model):
         """Keras's `evaluate`, for data x alone; `sample_weight` weights as in `fit`."""
         if not kwargs.get("_use_cached_eval_dataset"):  # Inside `fit`, checked there.
             x, y, sample_weight = check_fit_data(self, x, y, sample_weight)
-        with data_errors(), self._steps_per_execution_for(kwargs.get("steps")):
+        # Inside `fit`, Keras built the validation iterator with fit's block size.
+        steps = self._steps_per_execution_for(kwargs.get("steps"))
+        if kwargs.get("_use_cached_eval_dataset"):
+            steps = contextlib.nullcontext()
+        with data_errors(), steps:
             return super().evaluate(x, y, *args, sample_weight=sample_weight, **kwargs)
 
     # === Serialization ===

@@ -26,7 +26,8 @@ class TrainingDiverged(FloatingPointError):
 
     Args:
         epoch: The epoch of the non-finite loss, counting from 1 as Keras prints it.
-        step: Its step within the epoch, counting from 1.
+        step: Its step within the epoch, counting from 1: the last step of
+            the block of `steps_per_execution` steps in which it was seen.
         loss: The loss.
     """
 

@@ -30,10 +30,8 @@ def trained(data, steps_per_execution, epochs=2, jit_compile="auto", **fit_kwarg
 @pytest.mark.parametrize(
     "num, batch_size, steps_per_execution",
     [
-        (96, 8, 4),  # 12 steps: 3 full blocks
-        (100, 8, 4),  # 13 steps: the short last batch runs alone
-        (88, 8, 5),  # 11 steps: the last block is cut short by the data
-        (100, 8, "auto"),  # 13 steps in one block of 32 slots
+        (104, 8, 5),  # 13 steps: blocks of 5, 5 and 3 (cut short by the data)
+        (100, 8, "auto"),  # 12 steps in a block of 32 slots, then the short last batch alone
     ],
 )
 def test_blocks_train_exactly_as_single_steps(num, batch_size, steps_per_execution):

@@ -289,7 +289,6 @@ def run(args):
         vae.compile(
             optimizer=keras.optimizers.Adam(config.learning_rate),
             jit_compile=JIT_COMPILE[config.jit_compile],
-            steps_per_execution=1,
         )
     # Written only once the data loads and the model builds, so a mistyped flag leaves no
     # half-started run behind that would refuse the corrected command.
