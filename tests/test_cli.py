@@ -451,7 +451,8 @@ def test_train_refuses_a_finished_run(commands, run_dir):
 def test_train_resumes_after_a_kill(tmp_path, tfds_data_dir):
     run_dir = RunDir(tmp_path / "run")
     epochs = 4
-    args = train_args(run_dir.root, tfds_data_dir, epochs=epochs)
+    # Without XLA's compilations, which a kill does not depend on.
+    args = (*train_args(run_dir.root, tfds_data_dir, epochs=epochs), "--jit-compile", "false")
     log = tmp_path / "killed.log"
     with open(log, "w") as output:
         process = subprocess.Popen(
@@ -474,7 +475,7 @@ def test_train_resumes_after_a_kill(tmp_path, tfds_data_dir):
     assert done in (logged - 1, logged)
     assert not run_dir.metrics.exists()
 
-    changed = train_args(run_dir.root, tfds_data_dir, epochs=epochs + 1)
+    changed = (*train_args(run_dir.root, tfds_data_dir, epochs=epochs + 1), *args[-2:])
     assert_usage_error(keras_vae(*changed), "holds a run with other settings (epochs)")
 
     result = keras_vae(*args)

@@ -64,6 +64,9 @@ def train_args(run_dir, data_dir):
         *("train", "--run-dir", run_dir, "--epochs", EPOCHS, "--steps-per-epoch", STEPS),
         *("--batch-size", 1000, "--seed", 5, "--data-dir", data_dir, "--verbose", 0),
         *("--max-examples", EPOCHS * STEPS * 1000),  # what the steps use, and no more to decode
+        # What a fault leaves does not depend on the compiler; XLA's compilations would take
+        # longer than these runs' steps (`test_cli.py` trains with the defaults).
+        *("--jit-compile", "false"),
     )
 
 
