@@ -322,7 +322,7 @@ def commands(root, run_dir, tfds_data_dir, unwritable):
         "train-conditional",
         *("train", "--preset", "cvae-mnist", "--run-dir", conditional, "--epochs", 1),
         *("--steps-per-epoch", 20, "--data-dir", tfds_data_dir, "--verbose", 2),
-        *("--max-examples", 2000),
+        *("--max-examples", 2000, "--jit-compile", "false"),  # `train` runs the defaults
     )
     for name, command in {
         "sample-conditional": ("sample", "--num", 20, "--output", root / "figures" / "cvae.png"),

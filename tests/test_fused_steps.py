@@ -49,6 +49,19 @@ def test_blocks_train_exactly_as_single_steps(num, batch_size, steps_per_executi
     )
 
 
+def test_resident_arrays_keep_sample_weights_and_the_validation_split():
+    data = binary_data(96)
+    weights = np.random.default_rng(1).random(96).astype("float32")
+    options = {"batch_size": 8, "sample_weight": weights, "validation_split": 0.25}
+    single, single_history = trained(data, 1, **options)
+    blocks, blocks_history = trained(data, 4, **options)
+    assert blocks._block_functions and not single._block_functions
+    assert int(blocks.optimizer.iterations) == 2 * 9  # 72 training examples per epoch
+    assert blocks_history.history == single_history.history  # val_* on the same last 24
+    for single_weight, block_weight in zip(single.weights, blocks.weights, strict=True):
+        np.testing.assert_array_equal(block_weight.numpy(), single_weight.numpy())
+
+
 def test_auto_never_runs_past_steps_per_epoch():
     data = tf.data.Dataset.from_tensor_slices(binary_data(64)).batch(8).repeat()
     vae, _ = trained(data, "auto", epochs=3, steps_per_epoch=10)
