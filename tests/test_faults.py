@@ -170,7 +170,8 @@ def test_divergence_is_one_line_and_no_metrics(tmp_path, tfds_data_dir):
 
 
 def test_ctrl_c_then_the_same_command_resumes(tmp_path, tfds_data_dir):
-    run_dir, epochs = RunDir(tmp_path / "run"), 4
+    # Enough epochs that the run still trains when a loaded machine gets the signal to it.
+    run_dir, epochs = RunDir(tmp_path / "run"), 30
     args = [str(KERAS_VAE), *map(str, train_args(run_dir.root, tfds_data_dir))]
     args[args.index("--epochs") + 1] = str(epochs)
     args[args.index("--max-examples") + 1] = str(epochs * STEPS * 1000)
