@@ -170,14 +170,20 @@ def test_divergence_is_one_line_and_no_metrics(tmp_path, tfds_data_dir):
 
 
 def test_ctrl_c_then_the_same_command_resumes(tmp_path, tfds_data_dir):
-    # Enough epochs that the run still trains when a loaded machine gets the signal to it.
-    run_dir, epochs = RunDir(tmp_path / "run"), 30
+    run_dir, epochs = RunDir(tmp_path / "run"), 10
     args = [str(KERAS_VAE), *map(str, train_args(run_dir.root, tfds_data_dir))]
     args[args.index("--epochs") + 1] = str(epochs)
     args[args.index("--max-examples") + 1] = str(epochs * STEPS * 1000)
     record = run_dir.backup / "training_metadata.json"
     with open(tmp_path / "stderr", "w+") as stderr:
-        process = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=stderr)
+        process = subprocess.Popen(
+            args,
+            env=ENV,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            # As from a shell: pytest-xdist's workers ignore SIGINT, and children inherit that.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         deadline = time.monotonic() + TIMEOUT
         while not record.exists():  # Interrupt once an epoch is backed up.
             assert process.poll() is None and time.monotonic() < deadline
